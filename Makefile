@@ -1,0 +1,54 @@
+# One command runs every check from a fresh Debian 12 machine, as root: `make test`.
+# It installs what it needs (a venv, Debian's docker.io, the local base images) and reuses them
+# on the next run; `make clean` forgets them.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV      ?= .venv
+PYTHON    ?= python3
+STEP      := tests/harness/step.sh
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+# Role scenarios first, then the whole lab (`default`), which runs again on Debian 13.
+SCENARIOS ?= postgresql datadog flask_app datadog_resources default
+SECOND_IMAGE ?= datadog-lab/debian:13
+
+.PHONY: help test setup venv engine images lint unit molecule molecule-second clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario
+	@$(STEP) setup $(MAKE) --no-print-directory setup
+	@$(STEP) lint $(MAKE) --no-print-directory lint
+	@$(STEP) unit $(MAKE) --no-print-directory unit
+	@for s in $(SCENARIOS); do $(STEP) "molecule $$s" molecule test -s $$s; done
+	@$(STEP) "molecule default on $(SECOND_IMAGE)" env MOLECULE_IMAGE=$(SECOND_IMAGE) molecule test -s default
+	@tests/harness/step.sh --summary
+
+setup: venv engine images ## the venv, a running Docker engine, the base images
+
+venv: $(VENV)/.installed ## the tools' venv, from the pinned requirements
+$(VENV)/.installed: requirements-dev.txt
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q -r requirements-dev.txt 2>&1 | { grep -v 'is ignored: it is neither' >&2 || :; }; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+engine: ## Debian's docker.io, started by hand when no engine answers
+	@tests/harness/docker-engine.sh
+
+images: engine ## the local systemd base images (Debian 12 and 13), built with debootstrap
+	@tests/harness/base-images.sh bookworm trixie
+
+lint: venv ## yamllint and ansible-lint (production profile, offline)
+	yamllint --strict .
+	ansible-lint --offline --profile production
+
+unit: venv ## the unit tests (pytest)
+	pytest -q tests/unit
+
+clean: ## forget the venv, the base images and the build folder
+	rm -rf $(VENV) .build
+	-docker image rm datadog-lab/debian:12 datadog-lab/debian:13 2>/dev/null
