@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Benchmark (not a timed test): a playbook's cold converge and second converge, each on a fresh
+# container of the test image, against the raw floor: the same packages in one apt-get install
+# (plus pip installs when given). Prints the times and their ratio.
+# Usage: converge_vs_floor.sh PLAYBOOK "APT PACKAGES" ["PIP PACKAGES"]
+#   e.g. converge_vs_floor.sh playbooks/database.yml "postgresql python3-psycopg2"
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+playbook=$1 apt_pkgs=$2 pip_pkgs=${3:-}
+image=${MOLECULE_IMAGE:-datadog-lab/debian:12}
+name=lab-bench
+work=$(mktemp -d)
+trap 'docker rm -f $name >/dev/null 2>&1; rm -rf "$work"' EXIT
+
+run_container() {
+  docker rm -f $name >/dev/null 2>&1 || :
+  docker run -d --name $name --cap-add SYS_ADMIN --security-opt seccomp=unconfined --cgroupns=host \
+    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
+    --stop-signal SIGRTMIN+3 ${BENCH_DOCKER_ARGS:-} "$image" /lib/systemd/systemd >/dev/null
+  until docker exec $name systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do sleep 0.2; done
+}
+elapsed() { local s=$(date +%s.%N); "$@" >"$work/out.log" 2>&1 || { cat "$work/out.log"; exit 1; }
+            awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { print e - s }'; }
+
+run_container
+floor_cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_pkgs >/dev/null"
+[ -n "$pip_pkgs" ] && floor_cmd+=" && python3 -m venv /opt/bench && /opt/bench/bin/pip install -q $pip_pkgs"
+floor=$(elapsed docker exec $name sh -c "$floor_cmd")
+
+run_container
+mkdir -p "$work/inventory"
+ln -s "$PWD/inventory/group_vars" "$work/inventory/group_vars"
+printf 'datadog_lab:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n' $name \
+  >"$work/inventory/hosts.yml"
+export ANSIBLE_CONFIG=$PWD/ansible.cfg
+cold=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+second=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+grep -q 'changed=0' "$work/out.log" || { echo "second converge changed something:"; tail -5 "$work/out.log"; }
+
+printf 'raw floor (apt%s): %.1f s\ncold converge: %.1f s\nsecond converge: %.1f s\nratio cold/floor: %.2f\n' \
+  "${pip_pkgs:+ + pip}" "$floor" "$cold" "$second" "$(awk -v c="$cold" -v f="$floor" 'BEGIN { print c / f }')"
