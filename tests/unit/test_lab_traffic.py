@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+DB = ["--dbname", "db", "--table", "t", "--port", "1"]
 SCRIPT = Path(__file__).resolve().parents[2] / "roles/traffic/files/lab-traffic"
 
 
@@ -44,7 +45,7 @@ def app():
 def test_bursts_hit_each_route_the_asked_number_of_times(app, capsys):
     server, hits = app
     url = f"http://127.0.0.1:{server.server_port}"
-    rc = load().main(["--url", url, "--bursts", "2", "--requests-per-route", "5", "--sql-rounds", "0",
+    rc = load().main(DB + ["--url", url, "--bursts", "2", "--requests-per-route", "5", "--sql-rounds", "0",
                       "--pause", "0"])
     assert rc == 0
     assert hits == Counter({"/": 10, "/api/trace": 10, "/api/apm": 10})
@@ -55,7 +56,7 @@ def test_bursts_hit_each_route_the_asked_number_of_times(app, capsys):
 def test_failed_requests_make_the_run_fail(app, capsys):
     server, hits = app
     server.broken = True
-    rc = load().main(["--url", f"http://127.0.0.1:{server.server_port}", "--bursts", "1",
+    rc = load().main(DB + ["--url", f"http://127.0.0.1:{server.server_port}", "--bursts", "1",
                       "--requests-per-route", "3", "--sql-rounds", "0", "--pause", "0"])
     assert rc == 1
     assert "done with 3 failures" in capsys.readouterr().out
@@ -63,14 +64,14 @@ def test_failed_requests_make_the_run_fail(app, capsys):
 
 def test_time_bound_stops_the_run(app):
     server, hits = app
-    rc = load().main(["--url", f"http://127.0.0.1:{server.server_port}", "--bursts", "1000",
+    rc = load().main(DB + ["--url", f"http://127.0.0.1:{server.server_port}", "--bursts", "1000",
                       "--requests-per-route", "1000", "--sql-rounds", "0", "--max-seconds", "0.3"])
     assert rc == 0
     assert 0 < sum(hits.values()) < 3000
 
 
-@pytest.mark.parametrize("argv", [["--bursts", "-1"], ["--rows", "1000000"], ["--table", "x; drop table y"]])
+@pytest.mark.parametrize("argv", [["--url"], ["--bursts", "-1"], ["--rows", "1000000"], ["--table", "x; drop table y"]])
 def test_bad_arguments_are_refused(argv):
     with pytest.raises(SystemExit) as exc:
-        load().main(argv)
+        load().main(DB + ["--url", "http://127.0.0.1:1"] + argv)
     assert exc.value.code == 2

@@ -61,7 +61,7 @@ def test_other_users_cannot_log_in_over_tcp(host, pg):
     assert "no pg_hba.conf entry" in res.stderr
 
 
-def test_large_test_has_the_seed_columns(host, pg):
+def test_lab_table_has_the_seed_columns(host, pg):
     cols = psql_admin(host, pg, (
         "select column_name || ':' || data_type from information_schema.columns "
         f"where table_name = '{pg['table']}' order by ordinal_position"
