@@ -1,0 +1,211 @@
+"""The fake Datadog API (tests/doubles/fake_datadog_api): keys, bodies, state, server fields, faults, CLI."""
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from datadog_api_client import Configuration
+from datadog_api_client.model_utils import validate_and_convert_types
+from datadog_api_client.v1.model.dashboard import Dashboard
+from datadog_api_client.v1.model.monitor import Monitor
+from datadog_api_client.v2.model.downtime_response import DowntimeResponse
+from datadog_api_client.v2.model.list_downtimes_response import ListDowntimesResponse
+from datadog_resources_support import DEFAULT_API_KEY, DEFAULT_APP_KEY, ROOT, FakeDatadog, control, start_fake
+
+KEYS = {"DD-API-KEY": DEFAULT_API_KEY, "DD-APPLICATION-KEY": DEFAULT_APP_KEY}
+DASHBOARD = {
+    "title": "Board", "layout_type": "ordered", "description": "d",
+    "widgets": [{"definition": {"type": "timeseries", "requests": [{"q": "avg:m{*}", "display_type": "bars"}]}}],
+}
+MONITOR = {"name": "M", "type": "metric alert", "query": "max(last_5m):max:m{*} > 800",
+           "tags": ["a:b"], "options": {"thresholds": {"critical": 800, "warning": 500}}}
+
+
+def call(fake, method, path, body=None, headers=KEYS):
+    reply = fake.handle(method, path, headers, json.dumps(body).encode() if body is not None else b"")
+    return reply.status, reply.payload
+
+
+def downtime_body(monitor_id, **attributes):
+    attrs = {"scope": "*", "monitor_identifier": {"monitor_id": monitor_id}, "message": "m",
+             "schedule": {"timezone": "UTC", "recurrences": [{"rrule": "FREQ=WEEKLY;BYDAY=SA", "duration": "2d"}]}}
+    attrs.update(attributes)
+    return {"data": {"type": "downtime", "attributes": attrs}}
+
+
+def parses_cleanly(payload, model):
+    model_instance = validate_and_convert_types(payload, (model,), ["received"], True, True, Configuration())
+    return not getattr(model_instance, "_unparsed", False)
+
+
+def test_without_keys_every_endpoint_answers_403():
+    fake = FakeDatadog()
+    for headers in ({}, {"DD-API-KEY": DEFAULT_API_KEY}, {"DD-APPLICATION-KEY": DEFAULT_APP_KEY},
+                    {"DD-API-KEY": DEFAULT_API_KEY, "DD-APPLICATION-KEY": "wrong"}):
+        assert call(fake, "GET", "/api/v1/dashboard", headers=headers) == (403, {"errors": ["Forbidden"]})
+    assert call(fake, "GET", "/api/v1/dashboard")[0] == 200
+
+
+def test_validate_checks_the_api_key_only():
+    fake = FakeDatadog()
+    assert call(fake, "GET", "/api/v1/validate", headers={"DD-API-KEY": DEFAULT_API_KEY}) == (200, {"valid": True})
+    assert call(fake, "GET", "/api/v1/validate", headers={"DD-API-KEY": "nope"})[0] == 403
+
+
+def test_dashboard_gets_server_fields_and_widget_ids_and_lists_as_summary():
+    fake = FakeDatadog()
+    status, created = call(fake, "POST", "/api/v1/dashboard", DASHBOARD)
+    assert status == 200
+    assert created["id"].count("-") == 2 and created["author_handle"] and created["created_at"]
+    assert isinstance(created["widgets"][0]["id"], int)
+    assert parses_cleanly(created, Dashboard)
+    status, listed = call(fake, "GET", "/api/v1/dashboard")
+    assert listed["dashboards"] == [{k: created[k] for k in listed["dashboards"][0]}]
+    assert "widgets" not in listed["dashboards"][0]
+    assert call(fake, "DELETE", "/api/v1/dashboard/" + created["id"]) == (
+        200, {"deleted_dashboard_id": created["id"]})
+    assert call(fake, "GET", "/api/v1/dashboard/" + created["id"])[0] == 404
+
+
+@pytest.mark.parametrize("change, error", [
+    ({"type": "timeseriez"}, "body.widgets[0].definition.type: unknown type 'timeseriez'"),
+    ({"requests": [{"q": "x", "display_type": "barz"}]},
+     "body.widgets[0].definition.requests[0].display_type: invalid value 'barz'"),
+    ({"legend": True}, "body.widgets[0].definition.legend: unknown field"),
+])
+def test_bad_dashboard_bodies_get_400_naming_the_field(change, error):
+    fake = FakeDatadog()
+    body = json.loads(json.dumps(DASHBOARD))
+    body["widgets"][0]["definition"].update(change)
+    status, payload = call(fake, "POST", "/api/v1/dashboard", body)
+    assert status == 400
+    assert any(e.startswith(error) for e in payload["errors"]), payload
+    assert fake.state["dashboards"] == {}
+
+
+def test_dashboard_tags_other_than_team_are_refused_as_datadog_does():
+    status, payload = call(FakeDatadog(), "POST", "/api/v1/dashboard", dict(DASHBOARD, tags=["managed-by:x"]))
+    assert status == 400 and "Valid tag keys are: team" in payload["errors"][0]
+
+
+def test_monitor_search_by_name_and_tags_and_put_replaces_options():
+    fake = FakeDatadog()
+    status, monitor = call(fake, "POST", "/api/v1/monitor", MONITOR)
+    assert status == 200 and isinstance(monitor["id"], int) and monitor["overall_state"] == "No Data"
+    assert monitor["options"]["include_tags"] is True  # a server-side default
+    assert parses_cleanly(monitor, Monitor)
+    call(fake, "POST", "/api/v1/monitor", dict(MONITOR, name="Other", tags=[]))
+    assert [m["name"] for m in call(fake, "GET", "/api/v1/monitor?name=m&monitor_tags=a:b")[1]] == ["M"]
+    assert len(call(fake, "GET", "/api/v1/monitor?name=m")[1]) == 1
+    update = {"query": MONITOR["query"], "options": {"thresholds": {"critical": 800}, "notify_audit": True}}
+    status, updated = call(fake, "PUT", "/api/v1/monitor/%d" % monitor["id"], update)
+    assert status == 200
+    assert updated["options"]["thresholds"] == {"critical": 800}
+    assert updated["options"]["notify_audit"] is True and updated["name"] == "M"
+
+
+@pytest.mark.parametrize("body, error", [
+    (dict(MONITOR, type="metric alertt"), "body.type: invalid value 'metric alertt'"),
+    (dict(MONITOR, options={"thresholds": {"critical": "high"}}), "Invalid type for variable 'critical'"),
+    (dict(MONITOR, options={"thresholds": {"critical": 900}}), "critical threshold (900.0) does not match"),
+])
+def test_bad_monitor_bodies_get_400(body, error):
+    status, payload = call(FakeDatadog(), "POST", "/api/v1/monitor", body)
+    assert status == 400 and error in payload["errors"][0], payload
+
+
+def test_downtime_lifecycle_on_v2_with_cancel():
+    fake = FakeDatadog()
+    monitor_id = call(fake, "POST", "/api/v1/monitor", MONITOR)[1]["id"]
+    status, created = call(fake, "POST", "/api/v2/downtime", downtime_body(monitor_id))
+    assert status == 200 and parses_cleanly(created, DowntimeResponse)
+    attributes = created["data"]["attributes"]
+    assert attributes["status"] == "scheduled" and attributes["schedule"]["recurrences"][0]["start"]
+    downtime_id = created["data"]["id"]
+    patch = {"data": {"type": "downtime", "id": downtime_id, "attributes": {"message": "new"}}}
+    status, patched = call(fake, "PATCH", "/api/v2/downtime/" + downtime_id, patch)
+    assert status == 200 and patched["data"]["attributes"]["message"] == "new"
+    assert call(fake, "DELETE", "/api/v2/downtime/" + downtime_id) == (204, None)
+    status, listed = call(fake, "GET", "/api/v2/downtime?current_only=false")
+    assert parses_cleanly(listed, ListDowntimesResponse)
+    assert listed["data"][0]["attributes"]["status"] == "canceled"
+    assert call(fake, "GET", "/api/v2/downtime?current_only=true")[1]["data"] == []
+
+
+@pytest.mark.parametrize("attributes, error", [
+    ({"monitor_identifier": {"monitor_id": 4242}}, "monitor 4242 does not exist"),
+    ({"schedule": {"recurrences": [{"rrule": "DTSTART=x;FREQ=DAILY", "duration": "1h"}]}}, "DTSTART"),
+    ({"schedule": {"recurrences": [{"rrule": "FREQ=DAILY", "duration": "1 hour"}]}}, "duration"),
+])
+def test_bad_downtimes_get_400(attributes, error):
+    fake = FakeDatadog()
+    monitor_id = call(fake, "POST", "/api/v1/monitor", MONITOR)[1]["id"]
+    status, payload = call(fake, "POST", "/api/v2/downtime", downtime_body(monitor_id, **attributes))
+    assert status == 400 and error in payload["errors"][0], payload
+
+
+def test_injected_faults_answer_in_order_then_stop():
+    fake = FakeDatadog()
+    fake.inject(429, count=1, path="/api/v1/monitor", reset=7)
+    fake.inject(500, count=1)
+    reply = fake.handle("GET", "/api/v1/monitor", KEYS, b"")
+    assert reply.status == 429 and reply.headers["X-RateLimit-Reset"] == "7"
+    assert reply.headers["X-RateLimit-Remaining"] == "0"
+    assert fake.handle("GET", "/api/v1/monitor", KEYS, b"").status == 500
+    assert fake.handle("GET", "/api/v1/monitor", KEYS, b"").status == 200
+    assert [r["status"] for r in fake.requests] == [429, 500, 200]
+
+
+def test_state_file_survives_a_restart(tmp_path):
+    state = tmp_path / "state.json"
+    fake = FakeDatadog(state_file=str(state))
+    monitor_id = call(fake, "POST", "/api/v1/monitor", MONITOR)[1]["id"]
+    again = FakeDatadog(state_file=str(state))
+    assert call(again, "GET", "/api/v1/monitor/%d" % monitor_id)[1]["name"] == "M"
+    assert call(again, "POST", "/api/v1/monitor", MONITOR)[1]["id"] == monitor_id + 1
+
+
+def test_http_server_and_control_endpoints():
+    server = start_fake()
+    try:
+        request = urllib.request.Request(server.url + "/api/v1/monitor", data=json.dumps(MONITOR).encode(),
+                                         method="POST", headers=dict(KEYS, **{"Content-Type": "application/json"}))
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.loads(response.read())["name"] == "M"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(server.url + "/api/v1/monitor", timeout=10)
+        assert refused.value.code == 403
+        assert list(control(server, "GET", "/fake/state")["monitors"].values())[0]["name"] == "M"
+        assert [(r["method"], r["status"]) for r in control(server, "GET", "/fake/requests")] == [
+            ("POST", 200), ("GET", 403)]
+        control(server, "POST", "/fake/reset")
+        assert control(server, "GET", "/fake/state")["monitors"] == {}
+    finally:
+        server.stop()
+
+
+def test_command_line_serves_on_loopback_and_keeps_state(tmp_path):
+    state = tmp_path / "state.json"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests/doubles/fake_datadog_api/server.py"), "--port", "0",
+         "--state", str(state), "--api-key", "k1", "--app-key", "k2"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("fake-datadog-api listening on http://127.0.0.1:")
+        url = line.split()[-1]
+        request = urllib.request.Request(url + "/api/v1/monitor", data=json.dumps(MONITOR).encode(), method="POST",
+                                         headers={"DD-API-KEY": "k1", "DD-APPLICATION-KEY": "k2"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        deadline = time.monotonic() + 5
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(json.loads(state.read_text())["monitors"].values())[0]["name"] == "M"
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
