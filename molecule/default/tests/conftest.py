@@ -12,7 +12,7 @@ LAB_VARS = ["lab_hostname", "lab_service", "lab_env", "lab_version", "lab_app_po
             "flask_app_service_name"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab(host):
     expr = "{{ {" + ", ".join(f"'{n}': {n}" for n in LAB_VARS) + "} | to_json }}"
     out = host.ansible("ansible.builtin.debug", f"msg={expr}", check=False)["msg"]
