@@ -12,16 +12,17 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 # Role scenarios first, then the whole lab (`default`), which runs again on Debian 13.
-SCENARIOS ?= postgresql datadog flask_app datadog_resources default
+SCENARIOS ?= postgresql datadog flask_app default
 SECOND_IMAGE ?= datadog-lab/debian:13
 
-.PHONY: help test setup venv engine images lint unit molecule molecule-second clean
+.PHONY: help test setup venv engine images standin lint unit molecule molecule-second clean test-vm
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
 test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario
 	@$(STEP) setup $(MAKE) --no-print-directory setup
+	@$(STEP) standin $(MAKE) --no-print-directory standin
 	@$(STEP) lint $(MAKE) --no-print-directory lint
 	@$(STEP) unit $(MAKE) --no-print-directory unit
 	@for s in $(SCENARIOS); do $(STEP) "molecule $$s" molecule test -s $$s; done
@@ -43,9 +44,18 @@ engine: ## Debian's docker.io, started by hand when no engine answers
 images: engine ## the local systemd base images (Debian 12 and 13), built with debootstrap
 	@tests/harness/base-images.sh bookworm trixie
 
-lint: venv ## yamllint and ansible-lint (production profile, offline)
+standin: venv ## the agent stand-in: .debs in a signed local apt repository (.build/standin-apt)
+	@tests/doubles/agent_standin/build.sh
+
+lint: venv ## yamllint, ansible-lint (production profile, offline), vagrant validate
 	yamllint --strict .
 	ansible-lint --offline --profile production
+	@tests/vm/host-setup.sh vagrant vagrant-libvirt  # Debian's vagrant, installed when missing
+	VAGRANT_HOME=$(CURDIR)/.build/vagrant.d VAGRANT_DOTFILE_PATH=$(CURDIR)/.build/dot-vagrant-lint \
+	  VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
+
+test-vm: venv ## the lab on a real VM: vagrant up (libvirt, QEMU), testinfra, provision, reload, destroy
+	tests/vm/run.sh
 
 unit: venv ## the unit tests (pytest)
 	pytest -q tests/unit

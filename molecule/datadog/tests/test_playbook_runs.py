@@ -1,0 +1,102 @@
+"""The datadog role run again from the controller, against the converged host: what it prints,
+what it refuses, and a deliberate version change.
+
+Runs `ansible-playbook playbooks/agent.yml` with the inventory the host was converged with
+(Molecule's, or the repository's inventory/hosts.yml on a real VM).
+"""
+import json
+import os
+import re
+import subprocess
+import tempfile
+
+import pytest
+from conftest import ROOT
+
+PLAYBOOK = ROOT / "playbooks" / "agent.yml"
+
+
+def playbook(host, *args, extra_vars=None):
+    """ansible-playbook playbooks/agent.yml on this host only; returns (rc, stdout + stderr)."""
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE", str(ROOT / "inventory" / "hosts.yml"))
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as ev:
+        json.dump(extra_vars or {}, ev)
+        ev.flush()
+        res = subprocess.run(
+            ["ansible-playbook", "-i", inventory, "--limit", host.backend.host, "-e", f"@{ev.name}", *args,
+             str(PLAYBOOK)],
+            capture_output=True, text=True, check=False,
+            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
+        )
+    return res.returncode, re.sub(r"\x1b\[[0-9;]*m", "", res.stdout + res.stderr)
+
+
+def recap_changed(out, hostname):
+    match = re.search(rf"^{re.escape(hostname)}\s+:.*changed=(\d+)", out, re.MULTILINE)
+    assert match, out[-2000:]
+    return int(match.group(1))
+
+
+def task_output(out, name):
+    """The part of the output printed for the task whose name starts with NAME."""
+    chunks = [c for c in out.split("TASK [") if c.startswith(name)]
+    assert chunks, f"task {name!r} not in the output"
+    return chunks[0]
+
+
+def test_vvv_check_diff_run_never_prints_the_secrets(host):
+    with host.sudo():
+        current_key = host.check_output("sed -n 's/^api_key: *//p' /etc/datadog-agent/datadog.yaml")
+        password = host.check_output(
+            "sed -n 's/^ *password: *//p' /etc/datadog-agent/conf.d/postgres.d/conf.yaml")
+    assert current_key and password
+    # A rotated key makes datadog.yaml differ, so the task that writes it has a diff to hide.
+    rotated = "rotated-test-key-" + os.urandom(6).hex()
+    rc, out = playbook(host, "-vvv", "--check", "--diff", extra_vars={"datadog_api_key": rotated})
+    assert rc == 0, out[-3000:]
+    yaml_task = task_output(out, "datadog : The agent's datadog.yaml")
+    assert "changed: [" in yaml_task, yaml_task
+    assert "censored" in yaml_task or "hidden" in yaml_task, yaml_task
+    leaks = [what for what, secret in [("the rotated API key", rotated), ("the current API key", current_key),
+                                       ("the postgres password", password)] if secret in out]
+    assert not leaks, f"-vvv --check --diff output contains {', '.join(leaks)}"
+
+
+SEED_TAGS = object()  # stands for the seed's tags as its YAML read them: the dash-less lines, one string
+
+
+@pytest.mark.parametrize("extra_vars,message", [
+    ({"datadog_api_key": ""}, r"datadog_api_key must be set .*DD_API_KEY"),
+    ({"datadog_config": {"tags": SEED_TAGS}}, r"datadog_config\.tags must be a list of key:value strings"),
+    ({"datadog_config": {"tags": ["team:demo", "no_value_here"]}},
+     r"datadog_config\.tags must be a list of key:value strings.*no_value_here"),
+    ({"datadog_site": "datadoghq.example"}, r"datadog_site.*must be one of"),
+], ids=["no-api-key", "seed-tags-as-one-string", "tag-without-value", "unknown-site"])
+def test_bad_input_fails_before_any_change(host, lab, extra_vars, message):
+    if extra_vars.get("datadog_config", {}).get("tags") is SEED_TAGS:
+        extra_vars = {"datadog_config": {"tags": " ".join(lab["lab_host_tags"])}}
+    before = host.file("/etc/datadog-agent/datadog.yaml").mtime
+    rc, out = playbook(host, extra_vars=extra_vars)
+    assert rc != 0, out[-3000:]
+    # Ansible wraps messages at the terminal's width.
+    assert re.search(message, " ".join(out.split())), out[-3000:]
+    assert recap_changed(out, host.backend.host) == 0
+    assert host.file("/etc/datadog-agent/datadog.yaml").mtime == before
+
+
+def test_changing_the_version_upgrades_and_downgrades_on_purpose(host, lab):
+    pinned = lab["datadog_agent_version"]
+    major_minor, patch = pinned.rsplit(".", 1)
+    newer = f"{major_minor}.{int(patch) + 1}"
+    try:
+        rc, out = playbook(host, extra_vars={"datadog_agent_version": newer})
+        assert rc == 0, out[-3000:]
+        assert host.package("datadog-agent").version == f"1:{newer}-1"
+        assert "datadog-agent" in host.check_output("apt-mark showhold").split()
+        assert host.service("datadog-agent").is_running
+    finally:
+        rc, out = playbook(host)
+    assert rc == 0, out[-3000:]
+    assert host.package("datadog-agent").version == f"1:{pinned}-1"
+    assert "datadog-agent" in host.check_output("apt-mark showhold").split()
+    assert host.service("datadog-agent").is_running
