@@ -1,0 +1,269 @@
+"""The Flask app as the lab runs it: a sandboxed systemd service under ddtrace-run, answering the
+seed's three routes, its traces reaching the agent's intake and its logs carrying their trace ids.
+
+Written against the real agent's files and the app's own unit, so it holds on a real VM too; the
+trace checks read what the agent stand-in (tests/doubles/agent_standin) records of each span.
+"""
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROUTES = {
+    "/": ("Entrypoint to the Application", "from_entry_route"),
+    "/api/apm": ("Getting APM Started", "from_apm_route"),
+    "/api/trace": ("Posting Traces", "from_trace_route"),
+}
+ROUTE_TAGS = {tag for _, tag in ROUTES.values()}
+TRACES = "/var/log/datadog/standin/traces.jsonl"
+DEFAULTS = Path(__file__).resolve().parents[3] / "roles" / "flask_app" / "defaults" / "main.yml"
+LOG_LINE = re.compile(r"dd\.trace_id=(?P<trace_id>[0-9a-f]+) dd\.span_id=\d+\] (?P<path>\S+) answered$")
+
+
+def role_var(host, name):
+    """The inventory's value of a role variable, else the role's default."""
+    value = host.ansible("ansible.builtin.debug", f"var={name}", check=False)[name]
+    if isinstance(value, str) and value.startswith("<< error") and "is undefined" in value:
+        return yaml.safe_load(DEFAULTS.read_text())[name]
+    return value
+
+
+@pytest.fixture(scope="module")
+def app(host):
+    names = [
+        "service_name",
+        "user",
+        "group",
+        "dir",
+        "port",
+        "dd_service",
+        "dd_env",
+        "dd_version",
+        "dd_trace_agent_port",
+    ]
+    return {n: str(role_var(host, f"flask_app_{n}")) for n in names}
+
+
+def get(host, port, path, timeout=3):
+    """GET http://127.0.0.1:port/path from inside the host: (status, body), status 0 if no answer."""
+    script = (
+        "import sys, urllib.request, urllib.error\n"
+        "try:\n"
+        f"    r = urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout={timeout})\n"
+        "    print(r.status); sys.stdout.write(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n"
+        "except OSError:\n"
+        "    print(0)\n"
+    )
+    out = host.check_output("python3 -c %s", script)
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def show(host, unit, prop):
+    return host.check_output("systemctl show -p %s --value %s", prop, unit).strip()
+
+
+def test_service_is_active_and_enabled(host, app):
+    svc = host.service(app["service_name"])
+    assert svc.is_running
+    assert svc.is_enabled
+
+
+def test_app_runs_as_its_unprivileged_system_user(host, app):
+    user = host.user(app["user"])
+    assert user.exists
+    assert user.uid < 1000, "not a system user"
+    assert user.shell in ("/usr/sbin/nologin", "/bin/false")
+    main_pid = show(host, app["service_name"], "MainPID")
+    workers = host.check_output("pgrep -d ' ' -P %s", main_pid).split()
+    assert workers, "the gunicorn arbiter has no workers"
+    for pid in [main_pid, *workers]:
+        owner = host.check_output("ps -o user= -p %s", pid).strip()
+        assert owner == app["user"], f"gunicorn process {pid} runs as {owner}"
+
+
+def test_app_user_cannot_change_its_code_or_venv(host, app):
+    for path in (f"{app['dir']}/app/lab_app/app.py", f"{app['dir']}/venv/bin/gunicorn", f"{app['dir']}/app"):
+        res = host.run("runuser -u %s -- test -w %s", app["user"], path)
+        assert res.rc != 0, f"{app['user']} can write {path}"
+
+
+def test_unit_runs_gunicorn_under_ddtrace_run_with_absolute_venv_paths(host, app):
+    exec_start = show(host, app["service_name"], "ExecStart")
+    venv = f"{app['dir']}/venv/bin"
+    assert f"path={venv}/ddtrace-run" in exec_start
+    assert f"{venv}/ddtrace-run {venv}/gunicorn" in exec_start
+    assert f"0.0.0.0:{app['port']}" in exec_start
+
+
+def test_unit_sets_unified_service_tagging_and_log_injection(host, app):
+    env = show(host, app["service_name"], "Environment").split()
+    assert f"DD_SERVICE={app['dd_service']}" in env
+    assert f"DD_ENV={app['dd_env']}" in env
+    assert f"DD_VERSION={app['dd_version']}" in env
+    assert "DD_LOGS_INJECTION=true" in env
+    assert f"DD_TRACE_AGENT_PORT={app['dd_trace_agent_port']}" in env
+    assert any(e.startswith("DD_AGENT_HOST=") for e in env)
+
+
+@pytest.mark.parametrize(
+    "prop, expected",
+    [
+        ("Restart", "on-failure"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("PrivateDevices", "yes"),
+        ("CapabilityBoundingSet", ""),
+        ("RestrictNamespaces", "yes"),
+    ],
+)
+def test_unit_is_sandboxed(host, app, prop, expected):
+    assert show(host, app["service_name"], prop) == expected
+
+
+def test_sandbox_is_in_force_in_the_running_process(host, app):
+    pid = show(host, app["service_name"], "MainPID")
+    status = host.file(f"/proc/{pid}/status").content_string
+    assert re.search(r"^NoNewPrivs:\s+1$", status, re.M)
+    assert re.search(r"^CapEff:\s+0+$", status, re.M)
+    mounts = {}  # mount point -> (root, options) of the last (visible) mount there
+    for line in host.file(f"/proc/{pid}/mountinfo").content_string.splitlines():
+        fields = line.split()
+        mounts[fields[4]] = (fields[3], fields[5].split(","))
+    assert "ro" in mounts.get("/usr", mounts["/"])[1], "ProtectSystem=strict leaves /usr writable"
+    assert "ro" in mounts.get("/opt", mounts["/"])[1], "ProtectSystem=strict leaves /opt writable"
+    assert mounts["/home"][0].endswith("/inaccessible/dir"), "ProtectHome leaves /home visible"
+    assert "systemd-private-" in mounts["/tmp"][0], "PrivateTmp gives no private /tmp"
+
+
+def test_app_listens_on_all_addresses_at_its_port(host, app):
+    assert host.socket(f"tcp://0.0.0.0:{app['port']}").is_listening
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_route_answers_its_body(host, app, path):
+    assert get(host, app["port"], path) == (200, ROUTES[path][0])
+
+
+def test_unknown_route_is_404(host, app):
+    assert get(host, app["port"], "/nope")[0] == 404
+
+
+def test_agent_collects_the_apps_journal_as_its_service(host, app):
+    """A conf.d logs entry reads the unit's journal with source python and the app's DD_SERVICE."""
+    entries = []
+    for path in host.check_output("find /etc/datadog-agent/conf.d -name '*.yaml'").split():
+        conf = yaml.safe_load(host.file(path).content_string) or {}
+        entries += [e for e in conf.get("logs") or [] if f"{app['service_name']}.service" in e.get("include_units", [])]
+    assert len(entries) == 1, "expected one logs entry for the app's unit"
+    assert entries[0]["type"] == "journald"
+    assert entries[0]["source"] == "python"
+    assert entries[0]["service"] == app["dd_service"]
+    agent_config = yaml.safe_load(host.file("/etc/datadog-agent/datadog.yaml").content_string)
+    assert agent_config.get("logs_enabled") is True, "datadog.yaml does not enable log collection"
+
+
+@pytest.fixture(scope="module")
+def traffic(host, app):
+    """Three requests per route; then the app's log lines for them and the spans the agent holds.
+
+    Waits (at most 20 s) until every request's log line has a recorded span with its trace id.
+    """
+    cursor = host.check_output("journalctl -u %s -n 0 --show-cursor -q", app["service_name"])
+    cursor = cursor.strip().split("cursor: ", 1)[-1]
+    for _ in range(3):
+        for path in ROUTES:
+            assert get(host, app["port"], path)[0] == 200
+    lines, spans = [], []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        journal = host.check_output("journalctl -u %s --after-cursor=%s -o cat -q", app["service_name"], cursor)
+        lines = [m for m in map(LOG_LINE.search, journal.splitlines()) if m]
+        recorded = host.run("cat %s", TRACES)
+        spans = [json.loads(line) for line in recorded.stdout.splitlines() if line.strip()]
+        ids = {full_trace_id(s) for s in spans}
+        if len(lines) >= 3 * len(ROUTES) and all(log_trace_id(m) in ids for m in lines):
+            break
+        time.sleep(1)
+    return {"lines": lines, "spans": spans}
+
+
+def full_trace_id(span):
+    """The 128-bit trace id: the payload carries the low 64 bits, the tag _dd.p.tid the high ones."""
+    high = span["meta"].get("_dd.p.tid")
+    return (int(high, 16) << 64 | span["trace_id"]) if high else span["trace_id"]
+
+
+def log_trace_id(match):
+    """ddtrace logs a 128-bit id as 32 hex digits, a 64-bit one in decimal."""
+    value = match["trace_id"]
+    return int(value, 16) if len(value) == 32 else int(value)
+
+
+def request_spans(traffic, app):
+    """Root spans of the app's requests that the agent recorded."""
+    return [s for s in traffic["spans"] if s["service"] == app["dd_service"] and not s["parent_id"]]
+
+
+def test_log_lines_of_requests_carry_service_tags_and_a_trace_id(traffic, app):
+    assert len(traffic["lines"]) == 3 * len(ROUTES), "one log line per request"
+    for match in traffic["lines"]:
+        line = match.string
+        assert f"dd.service={app['dd_service']} dd.env={app['dd_env']} dd.version={app['dd_version']}" in line
+        assert log_trace_id(match) != 0
+
+
+def test_agent_received_spans_with_the_lab_service_env_and_version(traffic, app):
+    roots = request_spans(traffic, app)
+    assert roots, f"no root span of service {app['dd_service']} in {TRACES}"
+    for span in roots:
+        assert span["meta"].get("env") == app["dd_env"]
+        assert span["meta"].get("version") == app["dd_version"]
+        assert span["type"] == "web"
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_agent_received_the_route_resource_with_its_tag_on_the_root_span(traffic, app, path):
+    tag = ROUTES[path][1]
+    roots = [s for s in request_spans(traffic, app) if s["resource"] == f"GET {path}"]
+    assert roots, f"no root span with resource 'GET {path}'"
+    for span in roots:
+        assert span["meta"].get(tag) == "true"
+        assert not (ROUTE_TAGS - {tag}) & span["meta"].keys()
+
+
+@pytest.mark.parametrize("path", ROUTES)
+def test_log_line_carries_the_trace_id_of_its_request_span(traffic, app, path):
+    by_trace = {full_trace_id(s): s for s in request_spans(traffic, app)}
+    matches = [m for m in traffic["lines"] if m["path"] == path]
+    assert matches, f"no log line for {path}"
+    for match in matches:
+        span = by_trace.get(log_trace_id(match))
+        assert span is not None, f"no span of trace {match['trace_id']} for the line {match.string!r}"
+        assert span["resource"] == f"GET {path}"
+
+
+def test_killed_app_is_restarted_by_systemd_within_10_s(host, app):
+    unit = app["service_name"]
+    old_pid = show(host, unit, "MainPID")
+    assert old_pid != "0"
+    host.check_output("kill -9 %s", old_pid)
+    deadline = time.monotonic() + 10
+    answer = (0, "")
+    while time.monotonic() < deadline:
+        pid = show(host, unit, "MainPID")
+        if pid not in ("0", old_pid):
+            answer = get(host, app["port"], "/", timeout=1)
+            if answer[0] == 200:
+                break
+        time.sleep(0.25)
+    assert answer == (200, ROUTES["/"][0]), "the app did not answer again within 10 s of kill -9"
+    assert host.service(unit).is_running
