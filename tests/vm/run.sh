@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# The VM test (`make test-vm`), as root on a fresh Debian 12 machine: the repo's own Vagrantfile,
+# `vagrant up --provider=libvirt` with its ansible provisioner running site.yml on a real VM
+# (a Debian 12 box built here, QEMU under software emulation), then the `default` scenario's
+# testinfra suite over SSH with `vagrant ssh-config`, a re-provision that must change nothing, a
+# `vagrant reload` after which every service answers again, and `vagrant destroy -f`.
+#
+# The doubles are the default scenario's: the agent stand-in's apt repository reaches the guest as
+# files (an rsync synced folder, from tests/vm/Vagrantfile.home), the fake Datadog API listens on
+# the controller's loopback, and the keys are the scenario's test values.
+# Vagrant, libvirtd and the fake API run inside a network namespace this test creates
+# (tests/vm/setup.sh): the host's own namespace never sends to the guest's bridge addresses.
+# Whatever happens, tests/vm/teardown.sh runs at the end and leaves no VM, daemon, network or pool.
+#
+# Environment: LAB_VM_REBUILD_BOX=1 rebuilds the box; LAB_LIBVIRT_DRIVER (default qemu here),
+# LAB_CPUS, LAB_MEMORY go to the Vagrantfile.
+set -euo pipefail
+# shellcheck source=tests/vm/lib.sh
+. "$(dirname "$0")/lib.sh"
+cd "$lab_repo"
+
+scenario=$lab_repo/molecule/default
+log=$lab_build/run.log
+mkdir -p "$lab_build" "$lab_run"
+: >"$log"
+export PATH=$lab_repo/.venv/bin:$PATH
+export ANSIBLE_CONFIG=$lab_repo/ansible.cfg
+export LAB_LIBVIRT_DRIVER=${LAB_LIBVIRT_DRIVER:-qemu}
+export LAB_VM_STANDIN_REPO=$lab_repo/.build/standin-apt
+
+# The default scenario's values, read from its files, never retyped.
+scenario_value() {  # FILE KEY...: one value from a YAML file of the scenario
+  python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1]))
+for k in sys.argv[2:]: d = d[k]
+print(d)' "$@"
+}
+DD_API_KEY=$(scenario_value "$scenario/molecule.yml" provisioner env DD_API_KEY)
+DD_APP_KEY=$(scenario_value "$scenario/molecule.yml" provisioner env DD_APP_KEY)
+export DD_API_KEY DD_APP_KEY
+fake_api_port=$(scenario_value "$scenario/host_vars/localhost.yml" lab_fake_api_port)
+
+# -- phase bookkeeping: each phase's time, printed at the end even when one fails ----------------
+times=()
+current=
+phase() {  # NAME CMD...
+  current=$1
+  shift
+  local start=$SECONDS
+  lab_log "== vm $current: start"
+  "$@"
+  times+=("$current	$((SECONDS - start))	ok")
+  lab_log "== vm $current: ok in $((SECONDS - start)) s"
+  current=
+}
+finish() {
+  local rc=$?
+  [ -z "$current" ] || times+=("$current	-	FAILED")
+  trap - EXIT
+  local start=$SECONDS
+  if "$lab_vm_dir/teardown.sh"; then
+    times+=("teardown	$((SECONDS - start))	ok")
+  else
+    times+=("teardown	$((SECONDS - start))	FAILED")
+    rc=1
+  fi
+  echo "== vm test phase times (s); full log: $log"
+  printf '%s\n' "${times[@]}" | column -t -s $'\t'
+  exit "$rc"
+}
+trap finish EXIT
+
+# Runs vagrant in the namespace, output to the terminal and the log without progress bars.
+vagrant_() {
+  "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
+    | sed -u -e 's/\r/\n/g' -e 's/\x1b\[K/\n/g' | grep --line-buffered -v -e '^Progress: ' -e '^$' | tee -a "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+# Fails unless every host in the last PLAY RECAP of FILE has changed=0 and failed=0.
+recap_unchanged() {
+  local recap
+  recap=$(awk '/^PLAY RECAP/ { r = "" } /^PLAY RECAP/, /^$/ { r = r $0 "\n" } END { printf "%s", r }' "$1")
+  echo "$recap" | grep -q 'ok=' || { echo "no PLAY RECAP in $1" >&2; return 1; }
+  if echo "$recap" | grep -E 'ok=' | grep -Ev 'changed=0 .*unreachable=0 +failed=0'; then
+    echo "the re-provision changed something or failed (above)" >&2
+    return 1
+  fi
+}
+
+# -- phases ----------------------------------------------------------------------------------------
+prepare_host() {
+  "$lab_vm_dir/host-setup.sh"
+  tests/doubles/agent_standin/build.sh
+}
+
+box() {
+  if [ "${LAB_VM_REBUILD_BOX:-0}" = 1 ]; then
+    "$lab_vm_dir/build-box.sh" --force
+  else
+    "$lab_vm_dir/build-box.sh"
+  fi
+  LAB_BOX=lab/debian12-$(cat "$lab_box_file.recipe")
+  export LAB_BOX
+  if ! vagrant box list 2>/dev/null | grep -q "^$LAB_BOX "; then
+    # Older recipes' boxes and their volumes in the pool are of no further use.
+    vagrant box list 2>/dev/null | awk '/^lab\/debian12-/ { print $1 }' | while read -r old; do
+      vagrant box remove -f "$old" >/dev/null
+    done
+    rm -f "$lab_pool_dir"/*_vagrant_box_image_*
+    vagrant box add -f --name "$LAB_BOX" "$lab_box_file" | grep -v 'Progress:'
+  fi
+}
+
+sandbox() {
+  "$lab_vm_dir/teardown.sh" >/dev/null 2>&1 || "$lab_vm_dir/teardown.sh"  # leftovers of a killed run
+  "$lab_vm_dir/setup.sh"
+  install -D -m 0644 "$lab_vm_dir/Vagrantfile.home" "$VAGRANT_HOME/Vagrantfile"
+  # The default scenario's host_vars, beside the inventory Vagrant generates (the Vagrantfile's
+  # trigger links the lab's group_vars there).
+  local inv=$VAGRANT_DOTFILE_PATH/provisioners/ansible/inventory
+  mkdir -p "$inv/host_vars"
+  ln -sfn "$scenario/host_vars/lab-default.yml" "$inv/host_vars/lab.yml"
+  ln -sfn "$scenario/host_vars/localhost.yml" "$inv/host_vars/localhost.yml"
+  # The fake Datadog API on the namespace's loopback, fresh state.
+  rm -f "$lab_run/fake_datadog_api.json"
+  "$lab_vm_dir/in-netns.sh" python3 tests/doubles/fake_datadog_api/server.py --port "$fake_api_port" \
+    --state "$lab_run/fake_datadog_api.json" >"$lab_run/fake_datadog_api.log" 2>&1 &
+  echo $! >"$lab_run/fake_datadog_api.pid"
+  for _ in $(seq 1 50); do grep -q listening "$lab_run/fake_datadog_api.log" && return 0; sleep 0.2; done
+  echo "the fake Datadog API did not start:" >&2
+  cat "$lab_run/fake_datadog_api.log" >&2
+  return 1
+}
+
+up() {
+  rm -f "$lab_run/provision.start"
+  vagrant_ up --provider=libvirt | while IFS= read -r line; do
+    [[ $line == *"Running provisioner: lab (ansible)"* ]] && date +%s >"$lab_run/provision.start"
+    printf '%s\n' "$line"
+  done
+  [ "${PIPESTATUS[0]}" = 0 ] || return 1
+  [ -f "$lab_run/provision.start" ] || { echo "vagrant up did not run the ansible provisioner" >&2; return 1; }
+  echo $(( $(date +%s) - $(cat "$lab_run/provision.start") )) >"$lab_run/provision.took"
+}
+
+traffic() {
+  LAB_PLAYBOOK=playbooks/traffic.yml vagrant_ provision
+}
+
+# testinfra over SSH with `vagrant ssh-config`; Ansible (the suite's `lab` fixture and its check-mode
+# run) reaches the VM through the same config, with the scenario's host_vars.
+testinfra() {  # pytest args...
+  local dir=$lab_run/testinfra
+  mkdir -p "$dir/inventory/host_vars"
+  vagrant_ ssh-config --host lab >"$dir/ssh-config"
+  printf -- '---\ndatadog_lab:\n  hosts:\n    lab:\n      ansible_host: lab\n' >"$dir/inventory/hosts.yml"
+  ln -sfn "$lab_repo/inventory/group_vars" "$dir/inventory/group_vars"
+  ln -sfn "$scenario/host_vars/lab-default.yml" "$dir/inventory/host_vars/lab.yml"
+  ln -sfn "$scenario/host_vars/localhost.yml" "$dir/inventory/host_vars/localhost.yml"
+  # The suite's check-mode test finds the inventory and the project the way it does under Molecule.
+  MOLECULE_EPHEMERAL_DIRECTORY=$dir MOLECULE_PROJECT_DIRECTORY=$lab_repo \
+    ANSIBLE_SSH_ARGS="-F $dir/ssh-config -o ControlMaster=auto -o ControlPersist=60s" \
+    "$lab_vm_dir/in-netns.sh" python3 -m pytest -p no:cacheprovider -v --sudo \
+    --hosts=ansible://lab --ansible-inventory="$dir/inventory" --ssh-config="$dir/ssh-config" "$@" 2>&1 | tee -a "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+verify() {
+  # The container-restart test belongs to containers; the reload phase checks the same on the VM.
+  testinfra "$scenario/tests" "$lab_vm_dir/test_vm.py" \
+    --deselect "$scenario/tests/test_lab.py::test_every_service_comes_back_after_a_container_restart"
+}
+
+reprovision() {
+  vagrant_ provision | tee "$lab_run/reprovision.log" >/dev/null
+  [ "${PIPESTATUS[0]}" = 0 ] || return 1
+  recap_unchanged "$lab_run/reprovision.log"
+}
+
+boot_id() { "$lab_vm_dir/in-netns.sh" vagrant ssh -c 'cat /proc/sys/kernel/random/boot_id' 2>/dev/null | tr -d '\r'; }
+reload() {
+  local before
+  before=$(boot_id)
+  vagrant_ reload
+  [ "$(boot_id)" != "$before" ] || { echo "vagrant reload did not reboot the VM" >&2; return 1; }
+  testinfra "$lab_vm_dir/test_vm.py"
+}
+
+destroy() {
+  vagrant_ destroy -f
+  [ -z "$(virsh list --all --name | sed '/^$/d')" ] || { echo "a domain is left after destroy" >&2; return 1; }
+}
+
+phase host prepare_host
+phase box box
+phase sandbox sandbox
+phase up up
+# `vagrant up` = boot + provision: split at the provisioner's first line.
+provision_took=$(cat "$lab_run/provision.took")
+times[-1]="up (to the provisioner)	$(( $(cut -f2 <<<"${times[-1]}") - provision_took ))	ok"
+times+=("provision (site.yml, in up)	$provision_took	ok")
+phase traffic traffic
+phase verify verify
+phase reprovision reprovision
+phase reload reload
+phase destroy destroy
