@@ -27,6 +27,8 @@ export PATH=$lab_repo/.venv/bin:$PATH
 export ANSIBLE_CONFIG=$lab_repo/ansible.cfg
 export LAB_LIBVIRT_DRIVER=${LAB_LIBVIRT_DRIVER:-qemu}
 export LAB_VM_STANDIN_REPO=$lab_repo/.build/standin-apt
+# Each task's time in the provisioner's output, and the slowest ones after its recap.
+export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 
 # The default scenario's values, read from its files, never retyped.
 scenario_value() {  # FILE KEY...: one value from a YAML file of the scenario
@@ -133,6 +135,13 @@ sandbox() {
 }
 
 up() {
+  # Without DD_API_KEY, `vagrant up` stops before creating anything, naming the variable.
+  if env -u DD_API_KEY "$lab_vm_dir/in-netns.sh" vagrant up --provider=libvirt >"$lab_run/nokey.log" 2>&1 \
+    || ! grep -q 'DD_API_KEY is not set' "$lab_run/nokey.log" || [ -n "$(virsh list --all --name | sed '/^$/d')" ]; then
+    cat "$lab_run/nokey.log" >&2
+    echo "vagrant up without DD_API_KEY did not stop early with a message naming it" >&2
+    return 1
+  fi
   rm -f "$lab_run/provision.start"
   vagrant_ up --provider=libvirt | while IFS= read -r line; do
     [[ $line == *"Running provisioner: lab (ansible)"* ]] && date +%s >"$lab_run/provision.start"
@@ -181,7 +190,10 @@ boot_id() { "$lab_vm_dir/in-netns.sh" vagrant ssh -c 'cat /proc/sys/kernel/rando
 reload() {
   local before
   before=$(boot_id)
-  vagrant_ reload
+  # A reload that does not provision needs no key.
+  env -u DD_API_KEY -u DD_APP_KEY "$lab_vm_dir/in-netns.sh" vagrant reload 2>&1 \
+    | sed -u -e 's/\r/\n/g' | tee -a "$log"
+  [ "${PIPESTATUS[0]}" = 0 ] || return 1
   [ "$(boot_id)" != "$before" ] || { echo "vagrant reload did not reboot the VM" >&2; return 1; }
   testinfra "$lab_vm_dir/test_vm.py"
 }
