@@ -14,13 +14,15 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Role scenarios first, then the whole lab (`default`), which runs again on Debian 13.
 SCENARIOS ?= postgresql datadog flask_app default
 SECOND_IMAGE ?= datadog-lab/debian:13
+# Then the real `vagrant up` on a libvirt VM (tests/vm/run.sh); VM_TEST=0 leaves it out.
+VM_TEST ?= 1
 
 .PHONY: help test setup venv engine images standin lint unit molecule molecule-second clean test-vm
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario
+test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario, the VM test
 	@$(STEP) setup $(MAKE) --no-print-directory setup
 	@$(STEP) standin $(MAKE) --no-print-directory standin
 	@$(STEP) lint $(MAKE) --no-print-directory lint
@@ -28,6 +30,7 @@ test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario
 	@for s in $(SCENARIOS); do $(STEP) "molecule $$s" molecule test -s $$s; done
 	@if [ -n "$(SECOND_IMAGE)" ]; then \
 	  $(STEP) "molecule default on $(SECOND_IMAGE)" env MOLECULE_IMAGE=$(SECOND_IMAGE) molecule test -s default; fi
+	@if [ "$(VM_TEST)" = 1 ]; then $(STEP) "vm test (vagrant up on libvirt)" tests/vm/run.sh; fi
 	@tests/harness/step.sh --summary
 
 setup: venv engine images ## the venv, a running Docker engine, the base images

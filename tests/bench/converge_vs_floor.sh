@@ -4,6 +4,10 @@
 # (plus pip installs when given). Prints the times and their ratio.
 # Usage: converge_vs_floor.sh PLAYBOOK "APT PACKAGES" ["PIP PACKAGES"]
 #   e.g. converge_vs_floor.sh playbooks/database.yml "postgresql python3-psycopg2"
+# Environment: BENCH_DOCKER_ARGS (extra `docker run` arguments, e.g. a mounted apt repository),
+# BENCH_FLOOR_PREP (shell run in the floor's container before the clock starts, e.g. an apt
+# source), BENCH_HOST_VARS and BENCH_LOCALHOST_VARS (host_vars files for the container's host,
+# `lab`, and for the controller), BENCH_ANSIBLE_ARGS.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 playbook=$1 apt_pkgs=$2 pip_pkgs=${3:-}
@@ -23,15 +27,18 @@ elapsed() { local s=$(date +%s.%N); "$@" >"$work/out.log" 2>&1 || { cat "$work/o
             awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { print e - s }'; }
 
 run_container
+[ -z "${BENCH_FLOOR_PREP:-}" ] || docker exec $name sh -c "$BENCH_FLOOR_PREP"
 floor_cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_pkgs >/dev/null"
 [ -n "$pip_pkgs" ] && floor_cmd+=" && python3 -m venv /opt/bench && /opt/bench/bin/pip install -q $pip_pkgs"
 floor=$(elapsed docker exec $name sh -c "$floor_cmd")
 
 run_container
-mkdir -p "$work/inventory"
+mkdir -p "$work/inventory/host_vars"
 ln -s "$PWD/inventory/group_vars" "$work/inventory/group_vars"
-printf 'datadog_lab:\n  hosts:\n    %s:\n      ansible_connection: community.docker.docker\n' $name \
-  >"$work/inventory/hosts.yml"
+[ -z "${BENCH_HOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_HOST_VARS")" "$work/inventory/host_vars/lab.yml"
+[ -z "${BENCH_LOCALHOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_LOCALHOST_VARS")" "$work/inventory/host_vars/localhost.yml"
+printf 'datadog_lab:\n  hosts:\n    lab:\n      ansible_connection: community.docker.docker\n      ansible_host: %s\n' \
+  $name >"$work/inventory/hosts.yml"
 export ANSIBLE_CONFIG=$PWD/ansible.cfg
 cold=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
 second=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})

@@ -51,6 +51,8 @@ done
 while iptables -t nat -S | grep -q -- '--comment lab-vm-test'; do
   iptables -t nat -S | grep -- '--comment lab-vm-test' | head -1 | sed 's/^-A //' | xargs iptables -t nat -D 2>/dev/null || break
 done
+# Vagrant's record of the VMs goes with them (a stale one makes the next `up` start a missing VM).
+rm -rf "$VAGRANT_DOTFILE_PATH/machines"
 # The VM's disk goes; the box's volume stays in the pool folder as a cache.
 find "$lab_pool_dir" -maxdepth 1 -type f ! -name '*_vagrant_box_image_*' -delete 2>/dev/null
 

@@ -1,22 +1,18 @@
-"""Shared by the whole-lab checks: the lab's own values, read through Ansible (never retyped)."""
+"""Fixtures of the whole-lab checks: the lab's own values, read through Ansible (never retyped)."""
 import json
 import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
+from lab_checks import lab_values
 
 SCENARIO = Path(__file__).resolve().parents[1]
-LAB_VARS = ["lab_hostname", "lab_service", "lab_env", "lab_version", "lab_app_port", "lab_database",
-            "lab_table", "lab_postgresql_port", "lab_monitoring_user", "lab_monitoring_password",
-            "flask_app_service_name"]
 
 
 @pytest.fixture(scope="module")
 def lab(host):
-    expr = "{{ {" + ", ".join(f"'{n}': {n}" for n in LAB_VARS) + "} | to_json }}"
-    out = host.ansible("ansible.builtin.debug", f"msg={expr}", check=False)["msg"]
-    return out if isinstance(out, dict) else json.loads(out)
+    return lab_values(host)
 
 
 def fake_api_get(path):

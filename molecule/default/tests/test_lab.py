@@ -4,22 +4,13 @@ Written against the agent's CLI, files and ports, so the same checks hold on a r
 trace-intake record (/var/log/datadog/standin/) and the fake API's state are the doubles' own.
 """
 import json
+import os
 import subprocess
-import time
 
-import pytest
 from conftest import fake_api_get
+from lab_checks import assert_every_service_answers, wait_for
 
 TRACES = "/var/log/datadog/standin/traces.jsonl"
-
-
-def wait_for(check, timeout=30, step=1):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(step)
 
 
 def spans(host):
@@ -70,38 +61,51 @@ def test_dashboards_monitor_and_downtimes_exist_in_the_api():
     assert len(live) == 2
 
 
-def test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret(host, lab):
-    """`ansible-playbook site.yml --check --diff -vvv` against this instance: changed=0, no key."""
-    import os
-
+def run_playbook(playbook, *args):
+    """ansible-playbook on this instance, with the scenario's inventory and environment."""
     env = dict(os.environ)
     inventory = os.path.join(env["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
     project = env["MOLECULE_PROJECT_DIRECTORY"]
-    res = subprocess.run(
-        ["ansible-playbook", "-i", inventory, f"{project}/site.yml", "--check", "--diff", "-vvv"],
-        env=env, capture_output=True, text=True, timeout=600, cwd=project,
-    )
+    res = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/{playbook}", *args],
+                         env=env, capture_output=True, text=True, timeout=900, cwd=project)
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
+    return out
+
+
+def test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret(host, lab):
+    """`ansible-playbook site.yml --check --diff -vvv` against this instance: changed=0, no key."""
+    out = run_playbook("site.yml", "--check", "--diff", "-vvv")
     recap = out[out.rindex("PLAY RECAP"):]
     assert "changed=0" in recap and "changed=1" not in recap, recap
-    for secret in (env["DD_API_KEY"], env["DD_APP_KEY"], lab["lab_monitoring_password"]):
+    for secret in (os.environ["DD_API_KEY"], os.environ["DD_APP_KEY"], lab["lab_monitoring_password"]):
         assert secret not in out
+
+
+def test_the_optional_traffic_timer_runs_rounds_and_turns_off_again(host, lab):
+    """Off by default; traffic_timer_enabled=true arms it and its service runs a round; false disarms it."""
+    timer, service = host.service("lab-traffic.timer"), "lab-traffic.service"
+    assert not timer.is_enabled and not timer.is_running
+    inserted = f"select n_tup_ins from pg_stat_user_tables where relname = '{lab['lab_table']}'"
+
+    def inserts():
+        return int(host.check_output("sudo -u postgres psql -p %s -d %s -XAtc %s",
+                                     str(lab["lab_postgresql_port"]), lab["lab_database"], inserted))
+
+    run_playbook("playbooks/traffic.yml", "-e", '{"traffic_run": false, "traffic_timer_enabled": true}')
+    assert timer.is_enabled and timer.is_running
+    assert host.check_output("systemctl show -P NextElapseUSecRealtime lab-traffic.timer")
+    before = inserts()
+    host.run_test("systemctl start %s", service)  # what the timer starts; a oneshot, so it waits
+    assert host.check_output("systemctl show -P Result %s", service) == "success"
+    assert wait_for(lambda: inserts() > before, timeout=15)
+
+    run_playbook("playbooks/traffic.yml", "-e", '{"traffic_run": false, "traffic_timer_enabled": false}')
+    assert not timer.is_enabled and not timer.is_running
 
 
 def test_every_service_comes_back_after_a_container_restart(host, lab):
     """Last on purpose: restarts the whole container (docker restart) and waits for the lab."""
     name = host.backend.get_hostname()
     subprocess.run(["docker", "restart", name], check=True, capture_output=True, timeout=120)
-    running = wait_for(lambda: host.run("systemctl is-system-running").stdout.strip()
-                       in ("running", "degraded"), timeout=60)
-    assert running
-    for unit in ("postgresql", "datadog-agent", lab["flask_app_service_name"]):
-        assert wait_for(lambda: host.service(unit).is_running, timeout=30), unit
-    url = f"http://127.0.0.1:{lab['lab_app_port']}/api/apm"
-    assert wait_for(lambda: host.run("python3 -c %s", "import urllib.request,sys; "
-                    f"sys.stdout.write(urllib.request.urlopen('{url}').read().decode())").stdout
-                    == "Getting APM Started", timeout=30)
-    login = host.run("PGPASSWORD=%s psql -h 127.0.0.1 -p %s -U %s -d postgres -XAtc 'select 1'",
-                     lab["lab_monitoring_password"], str(lab["lab_postgresql_port"]), lab["lab_monitoring_user"])
-    assert login.rc == 0, login.stderr
+    assert_every_service_answers(host, lab)
