@@ -14,10 +14,11 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Role scenarios first, then the whole lab (`default`), which runs again on Debian 13.
 SCENARIOS ?= postgresql datadog flask_app default
 SECOND_IMAGE ?= datadog-lab/debian:13
-# Then the real `vagrant up` on a libvirt VM (tests/vm/run.sh); VM_TEST=0 leaves it out.
+# And the real `vagrant up` on a libvirt VM (tests/vm/run.sh), in the background beside the
+# scenarios (tests/harness/test.sh); VM_TEST=0 leaves it out.
 VM_TEST ?= 1
 
-.PHONY: help test setup venv engine images standin lint unit molecule molecule-second clean test-vm
+.PHONY: help test setup venv engine images host-tools standin lint unit clean test-vm
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -25,15 +26,9 @@ help:  ## list the targets
 test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario, the VM test
 	@$(STEP) setup $(MAKE) --no-print-directory setup
 	@$(STEP) standin $(MAKE) --no-print-directory standin
-	@$(STEP) lint $(MAKE) --no-print-directory lint
-	@$(STEP) unit $(MAKE) --no-print-directory unit
-	@for s in $(SCENARIOS); do $(STEP) "molecule $$s" molecule test -s $$s; done
-	@if [ -n "$(SECOND_IMAGE)" ]; then \
-	  $(STEP) "molecule default on $(SECOND_IMAGE)" env MOLECULE_IMAGE=$(SECOND_IMAGE) molecule test -s default; fi
-	@if [ "$(VM_TEST)" = 1 ]; then $(STEP) "vm test (vagrant up on libvirt)" tests/vm/run.sh; fi
-	@tests/harness/step.sh --summary
+	@SCENARIOS="$(SCENARIOS)" SECOND_IMAGE="$(SECOND_IMAGE)" VM_TEST="$(VM_TEST)" tests/harness/test.sh
 
-setup: venv engine images ## the venv, a running Docker engine, the base images
+setup: venv engine images host-tools ## the venv, a running Docker engine, the base images, the VM tools
 
 venv: $(VENV)/.installed ## the tools' venv, from the pinned requirements
 $(VENV)/.installed: requirements-dev.txt
@@ -46,6 +41,9 @@ engine: ## Debian's docker.io, started by hand when no engine answers
 
 images: engine ## the local systemd base images (Debian 12 and 13), built with debootstrap
 	@tests/harness/base-images.sh bookworm trixie
+
+host-tools: ## Debian's vagrant, libvirt and QEMU for `vagrant validate` and the VM test
+	@tests/vm/host-setup.sh
 
 standin: venv ## the agent stand-in: .debs in a signed local apt repository (.build/standin-apt)
 	@tests/doubles/agent_standin/build.sh

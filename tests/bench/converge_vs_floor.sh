@@ -14,6 +14,8 @@ playbook=$1 apt_pkgs=$2 pip_pkgs=${3:-}
 image=${MOLECULE_IMAGE:-datadog-lab/debian:12}
 name=lab-bench
 work=$(mktemp -d)
+logs=.build/bench  # each converge's output, kept for a look (profile_tasks adds each task's time)
+mkdir -p "$logs"
 trap 'docker rm -f $name >/dev/null 2>&1; rm -rf "$work"' EXIT
 
 run_container() {
@@ -39,10 +41,14 @@ ln -s "$PWD/inventory/group_vars" "$work/inventory/group_vars"
 [ -z "${BENCH_LOCALHOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_LOCALHOST_VARS")" "$work/inventory/host_vars/localhost.yml"
 printf 'datadog_lab:\n  hosts:\n    lab:\n      ansible_connection: community.docker.docker\n      ansible_host: %s\n' \
   $name >"$work/inventory/hosts.yml"
-export ANSIBLE_CONFIG=$PWD/ansible.cfg
+export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 cold=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+cp "$work/out.log" "$logs/cold.log"
 second=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
-grep -q 'changed=0' "$work/out.log" || { echo "second converge changed something:"; tail -5 "$work/out.log"; }
+cp "$work/out.log" "$logs/second.log"
+recap=$(sed -n '/^PLAY RECAP/,$p' "$work/out.log")
+if ! grep -q 'ok=' <<<"$recap" || grep -Eq 'changed=[1-9]|failed=[1-9]' <<<"$recap"; then
+  echo "the second converge changed something or failed:"; echo "$recap"; fi
 
 printf 'raw floor (apt%s): %.1f s\ncold converge: %.1f s\nsecond converge: %.1f s\nratio cold/floor: %.2f\n' \
   "${pip_pkgs:+ + pip}" "$floor" "$cold" "$second" "$(awk -v c="$cold" -v f="$floor" 'BEGIN { print c / f }')"

@@ -19,12 +19,13 @@ DD_API_KEY=$(value $scenario/molecule.yml provisioner env DD_API_KEY)
 DD_APP_KEY=$(value $scenario/molecule.yml provisioner env DD_APP_KEY)
 export DD_API_KEY DD_APP_KEY
 
-state=$(mktemp)
+api_dir=$(mktemp -d)
+: >"$api_dir/log"
 python3 tests/doubles/fake_datadog_api/server.py --port "$(value $scenario/host_vars/localhost.yml lab_fake_api_port)" \
-  --state "$state" >"$state.log" 2>&1 &
+  --state "$api_dir/state.json" >"$api_dir/log" 2>&1 &
 api=$!
-trap 'kill $api 2>/dev/null; rm -f "$state" "$state.log"' EXIT
-until grep -q listening "$state.log"; do kill -0 $api || { cat "$state.log" >&2; exit 1; }; sleep 0.2; done
+trap 'kill $api 2>/dev/null; rm -rf "$api_dir"' EXIT
+until grep -q listening "$api_dir/log"; do kill -0 $api || { cat "$api_dir/log" >&2; exit 1; }; sleep 0.2; done
 
 # The packages site.yml installs (the postgresql, datadog and flask_app roles), and the app's pins.
 export BENCH_DOCKER_ARGS="-v $repo:/srv/standin-apt:ro"
