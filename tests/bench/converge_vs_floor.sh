@@ -7,7 +7,8 @@
 # Environment: BENCH_DOCKER_ARGS (extra `docker run` arguments, e.g. a mounted apt repository),
 # BENCH_FLOOR_PREP (shell run in the floor's container before the clock starts, e.g. an apt
 # source), BENCH_HOST_VARS and BENCH_LOCALHOST_VARS (host_vars files for the container's host,
-# `lab`, and for the controller), BENCH_ANSIBLE_ARGS.
+# `lab`, and for the controller), BENCH_ANSIBLE_ARGS, BENCH_CONNECTION (default
+# community.docker.docker, Molecule's; community.docker.docker_api skips the docker CLI).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 playbook=$1 apt_pkgs=$2 pip_pkgs=${3:-}
@@ -39,8 +40,8 @@ mkdir -p "$work/inventory/host_vars"
 ln -s "$PWD/inventory/group_vars" "$work/inventory/group_vars"
 [ -z "${BENCH_HOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_HOST_VARS")" "$work/inventory/host_vars/lab.yml"
 [ -z "${BENCH_LOCALHOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_LOCALHOST_VARS")" "$work/inventory/host_vars/localhost.yml"
-printf 'datadog_lab:\n  hosts:\n    lab:\n      ansible_connection: community.docker.docker\n      ansible_host: %s\n' \
-  $name >"$work/inventory/hosts.yml"
+printf 'datadog_lab:\n  hosts:\n    lab:\n      ansible_connection: %s\n      ansible_host: %s\n' \
+  "${BENCH_CONNECTION:-community.docker.docker}" $name >"$work/inventory/hosts.yml"
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 cold=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
 cp "$work/out.log" "$logs/cold.log"

@@ -12,6 +12,7 @@
 # (tests/vm/setup.sh): the host's own namespace never sends to the guest's bridge addresses.
 # Whatever happens, tests/vm/teardown.sh runs at the end and leaves no VM, daemon, network or pool.
 #
+# With arguments, runs only those phases on the VM a stopped run left (`run.sh verify reload`).
 # Environment: LAB_VM_REBUILD_BOX=1 rebuilds the box; LAB_LIBVIRT_DRIVER (default qemu here),
 # LAB_CPUS, LAB_MEMORY go to the Vagrantfile.
 set -euo pipefail
@@ -102,7 +103,6 @@ box() {
     "$lab_vm_dir/build-box.sh"
   fi
   LAB_BOX=lab/debian12-$(cat "$lab_box_file.recipe")
-  export LAB_BOX
   if ! vagrant box list 2>/dev/null | grep -q "^$LAB_BOX "; then
     # Older recipes' boxes and their volumes in the pool are of no further use.
     vagrant box list 2>/dev/null | awk '/^lab\/debian12-/ { print $1 }' | while read -r old; do
@@ -178,7 +178,8 @@ verify() {
   # Left to the containers, each costing a whole run of a playbook under emulation: the restart
   # (the reload phase checks the same here), check mode at -vvv (the re-provision below runs at
   # -vvv and must print no secret either), and the traffic timer (the same role on any host).
-  local t=$scenario/tests/test_lab.py::
+  # (--deselect takes node ids as pytest prints them: relative to the repo.)
+  local t=molecule/default/tests/test_lab.py::
   testinfra "$scenario/tests" "$lab_vm_dir/test_vm.py" \
     --deselect "${t}test_every_service_comes_back_after_a_container_restart" \
     --deselect "${t}test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret" \
@@ -218,6 +219,17 @@ destroy() {
   [ -z "$(virsh list --all --name | sed '/^$/d')" ] || { echo "a domain is left after destroy" >&2; return 1; }
 }
 
+# The box's name follows its recipe (build-box.sh writes it); `box` builds it when missing.
+LAB_BOX=lab/debian12-$(cat "$lab_box_file.recipe" 2>/dev/null || echo none)
+export LAB_BOX
+
+if [ $# -gt 0 ]; then
+  # Some phases only, on the VM a stopped run left (e.g. `run.sh verify reprovision`), no teardown.
+  trap - EXIT
+  for p in "$@"; do phase "$p" "$p"; done
+  printf '%s\n' "${times[@]}" | column -t -s $'\t'
+  exit 0
+fi
 phase host prepare_host
 phase box box
 phase sandbox sandbox
