@@ -7,11 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=molecule/default
-value() {  # FILE KEY...: one value from one of the scenario's YAML files, never retyped
-  python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1]))
-for k in sys.argv[2:]: d = d[k]
-print(d)' "$@"
-}
+value() { tests/harness/yaml-value "$@"; }  # FILE KEY...: a scenario value, never retyped
 repo=$PWD/.build/standin-apt
 [ -f "$repo/dists/stable/InRelease" ] || { echo "site.sh: $repo is missing: run make standin" >&2; exit 1; }
 export PATH=$PWD/.venv/bin:$PATH

@@ -12,7 +12,8 @@
 # (tests/vm/setup.sh): the host's own namespace never sends to the guest's bridge addresses.
 # Whatever happens, tests/vm/teardown.sh runs at the end and leaves no VM, daemon, network or pool.
 #
-# With arguments, runs only those phases on the VM a stopped run left (`run.sh verify reload`).
+# With arguments, runs only those phases (their function names) on the VM a stopped run left,
+# e.g. `run.sh verify reprovision reload destroy`.
 # Environment: LAB_VM_REBUILD_BOX=1 rebuilds the box; LAB_LIBVIRT_DRIVER (default qemu here),
 # LAB_CPUS, LAB_MEMORY go to the Vagrantfile.
 set -euo pipefail
@@ -32,11 +33,7 @@ export LAB_VM_STANDIN_REPO=$lab_repo/.build/standin-apt
 export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
 
 # The default scenario's values, read from its files, never retyped.
-scenario_value() {  # FILE KEY...: one value from a YAML file of the scenario
-  python3 -c 'import sys, yaml; d = yaml.safe_load(open(sys.argv[1]))
-for k in sys.argv[2:]: d = d[k]
-print(d)' "$@"
-}
+scenario_value() { "$lab_repo/tests/harness/yaml-value" "$@"; }  # FILE KEY...
 DD_API_KEY=$(scenario_value "$scenario/molecule.yml" provisioner env DD_API_KEY)
 DD_APP_KEY=$(scenario_value "$scenario/molecule.yml" provisioner env DD_APP_KEY)
 export DD_API_KEY DD_APP_KEY
