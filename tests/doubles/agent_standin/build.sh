@@ -36,6 +36,7 @@ command -v gpg >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnupg >/dev/null
 }
 start=$SECONDS
+mkdir -p "$cache"
 work=$(mktemp -d "$cache/standin-work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
