@@ -6,19 +6,23 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 VENV      ?= .venv
+# The ansible-core 2.16 lane's tools (the seed's Ubuntu 18.04: Python 3.6 targets).
+VENV_216  ?= .venv-2.16
 PYTHON    ?= python3
 STEP      := tests/harness/step.sh
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-# Role scenarios first, then the whole lab (`default`), which runs again on Debian 13.
+# Role scenarios first, then the whole lab (`default`), which runs again on Debian 13; then the
+# seed's VM as near as a container comes (`bionic`), under the 2.16 lane.
 SCENARIOS ?= postgresql datadog flask_app default
+SCENARIOS_216 ?= bionic
 SECOND_IMAGE ?= datadog-lab/debian:13
 # And the real `vagrant up` on a libvirt VM (tests/vm/run.sh), in the background beside the
 # scenarios (tests/harness/test.sh); VM_TEST=0 leaves it out.
 VM_TEST ?= 1
 
-.PHONY: help test setup venv engine images host-tools standin lint unit clean test-vm
+.PHONY: help test setup venv venv-2.16 engine images host-tools standin bionic-inputs lint lint-2.16 unit clean test-vm
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -26,14 +30,22 @@ help:  ## list the targets
 test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario, the VM test
 	@$(STEP) setup $(MAKE) --no-print-directory setup
 	@$(STEP) standin $(MAKE) --no-print-directory standin
-	@SCENARIOS="$(SCENARIOS)" SECOND_IMAGE="$(SECOND_IMAGE)" VM_TEST="$(VM_TEST)" tests/harness/test.sh
+	@$(STEP) bionic-inputs $(MAKE) --no-print-directory bionic-inputs
+	@SCENARIOS="$(SCENARIOS)" SCENARIOS_216="$(SCENARIOS_216)" SECOND_IMAGE="$(SECOND_IMAGE)" \
+	  VM_TEST="$(VM_TEST)" VENV_216="$(VENV_216)" tests/harness/test.sh
 
-setup: venv engine images host-tools ## the venv, a running Docker engine, the base images, the VM tools
+setup: venv venv-2.16 engine images host-tools ## the venvs, a running Docker engine, the base images, the VM tools
 
 venv: $(VENV)/.installed ## the tools' venv, from the pinned requirements
 $(VENV)/.installed: requirements-dev.txt
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q -r requirements-dev.txt 2>&1 | { grep -v 'is ignored: it is neither' >&2 || :; }; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+venv-2.16: $(VENV_216)/.installed ## the 2.16 lane's tools venv (Python 3.10-3.12), from requirements-dev-2.16.txt
+$(VENV_216)/.installed: requirements-dev-2.16.txt
+	@test -x $(VENV_216)/bin/python || $(PYTHON) -m venv $(VENV_216)
+	@$(VENV_216)/bin/pip install -q -r requirements-dev-2.16.txt 2>&1 | { grep -v 'is ignored: it is neither' >&2 || :; }; test $${PIPESTATUS[0]} -eq 0
 	@touch $@
 
 engine: ## Debian's docker.io, started by hand when no engine answers
@@ -48,12 +60,21 @@ host-tools: ## Debian's vagrant, libvirt and QEMU for `vagrant validate` and the
 standin: venv ## the agent stand-in: .debs in a signed local apt repository (.build/standin-apt)
 	@tests/doubles/agent_standin/build.sh
 
+bionic-inputs: ## the bionic scenario's Python 3.6 and 3.8 (from pyenv builds) and its PostgreSQL 10 apt repository
+	@tests/harness/pythons.sh
+	@tests/harness/pg10/build.sh
+
 lint: venv ## yamllint, ansible-lint (production profile, offline), vagrant validate
 	yamllint --strict .
 	ansible-lint --offline --profile production
+	ansible-playbook --syntax-check site.yml playbooks/*.yml
 	@tests/vm/host-setup.sh vagrant vagrant-libvirt  # Debian's vagrant, installed when missing
 	VAGRANT_HOME=$(CURDIR)/.build/vagrant.d VAGRANT_DOTFILE_PATH=$(CURDIR)/.build/dot-vagrant-lint \
 	  VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
+
+lint-2.16: venv-2.16 ## ansible-lint and the playbooks' syntax check under the ansible-core 2.16 lane
+	PATH=$(CURDIR)/$(VENV_216)/bin:$$PATH ansible-lint --offline --profile production
+	PATH=$(CURDIR)/$(VENV_216)/bin:$$PATH ansible-playbook --syntax-check site.yml playbooks/*.yml
 
 test-vm: venv ## the lab on a real VM: vagrant up (libvirt, QEMU), testinfra, provision, reload, destroy
 	tests/vm/run.sh
@@ -62,5 +83,5 @@ unit: venv ## the unit tests (pytest)
 	pytest -q tests/unit
 
 clean: ## forget the venv, the base images and the build folder
-	rm -rf $(VENV) .build
+	rm -rf $(VENV) $(VENV_216) .build
 	-docker image rm datadog-lab/debian:12 datadog-lab/debian:13 2>/dev/null

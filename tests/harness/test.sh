@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command's checks, after `make setup standin` (the Makefile's `test` target runs this):
-# lint, unit tests, every Molecule scenario, the whole lab again on SECOND_IMAGE, and the VM test.
+# lint (under both ansible-core lanes), unit tests, every Molecule scenario, the whole lab again on
+# SECOND_IMAGE, the scenarios of the 2.16 lane (bionic) with its tools venv, and the VM test.
 # The VM test spends most of its time waiting on an emulated guest (one core), so it runs in the
 # background beside the others; its log is .build/vm/test.log, and its phase times are printed at
 # the end. If a foreground step fails, the VM test is stopped and torn down.
-# Environment (from the Makefile): SCENARIOS, SECOND_IMAGE, VM_TEST (1 or 0).
+# Environment (from the Makefile): SCENARIOS, SCENARIOS_216, SECOND_IMAGE, VM_TEST (1 or 0), VENV_216.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 step=tests/harness/step.sh
@@ -26,11 +27,15 @@ if [ "${VM_TEST:-1}" = 1 ]; then
 fi
 
 $step lint make --no-print-directory lint
+$step "lint (ansible-core 2.16)" make --no-print-directory lint-2.16
 $step unit make --no-print-directory unit
 for s in ${SCENARIOS:-}; do $step "molecule $s" molecule test -s "$s"; done
 if [ -n "${SECOND_IMAGE:-}" ]; then
   $step "molecule default on $SECOND_IMAGE" env MOLECULE_IMAGE="$SECOND_IMAGE" molecule test -s default
 fi
+for s in ${SCENARIOS_216:-}; do
+  $step "molecule $s (ansible-core 2.16)" env PATH="$PWD/${VENV_216:-.venv-2.16}/bin:$PATH" molecule test -s "$s"
+done
 
 if [ -n "$vm" ]; then
   echo "== vm test: waiting for it ($vm_log)"

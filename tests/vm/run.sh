@@ -25,6 +25,9 @@ scenario=$lab_repo/molecule/default
 log=$lab_build/run.log
 mkdir -p "$lab_build" "$lab_run"
 : >"$log"
+# Vagrant runs with this machine's own PATH, where no Ansible is: the Vagrantfile's controller venv
+# (controller/venv.sh, built by `vagrant up` under $VAGRANT_DOTFILE_PATH) is what provisions.
+lab_bare_path=$PATH
 export PATH=$lab_repo/.venv/bin:$PATH
 export ANSIBLE_CONFIG=$lab_repo/ansible.cfg
 export LAB_LIBVIRT_DRIVER=${LAB_LIBVIRT_DRIVER:-qemu}
@@ -71,7 +74,7 @@ trap finish EXIT
 
 # Runs vagrant in the namespace, output to the terminal and the log without progress bars.
 vagrant_() {
-  "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
+  PATH=$lab_bare_path "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
     | sed -u -e 's/\r/\n/g' -e 's/\x1b\[K/\n/g' | grep --line-buffered -v -e '^Progress: ' -e '^$' | tee -a "$log"
   return "${PIPESTATUS[0]}"
 }
@@ -139,13 +142,18 @@ up() {
     echo "vagrant up without DD_API_KEY did not stop early with a message naming it" >&2
     return 1
   fi
-  rm -f "$lab_run/provision.start"
+  if PATH=$lab_bare_path command -v ansible-playbook >/dev/null; then
+    echo "ansible-playbook is on the PATH vagrant runs with: the test would not prove the controller venv" >&2
+    return 1
+  fi
+  rm -rf "$VAGRANT_DOTFILE_PATH"/controller-* "$lab_run/provision.start"
   vagrant_ up --provider=libvirt | while IFS= read -r line; do
     [[ $line == *"Running provisioner: lab (ansible)"* ]] && date +%s >"$lab_run/provision.start"
     printf '%s\n' "$line"
   done
   [ "${PIPESTATUS[0]}" = 0 ] || return 1
   [ -f "$lab_run/provision.start" ] || { echo "vagrant up did not run the ansible provisioner" >&2; return 1; }
+  grep -q '^controller: built in' "$log" || { echo "vagrant up did not build its controller venv" >&2; return 1; }
   echo $(( $(date +%s) - $(cat "$lab_run/provision.start") )) >"$lab_run/provision.took"
 }
 
