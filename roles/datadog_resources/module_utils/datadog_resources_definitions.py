@@ -59,14 +59,15 @@ def next_recurrence_start(rrule, start, timezone, now=None):
     next occurrence of its rule. `now` (naive, local) is for tests.
     """
     now = now or _local_now(timezone)
-    if TIME_OF_DAY.match(start):
-        clock = datetime.time.fromisoformat(start)
-        anchor = datetime.datetime.combine(now.date() - datetime.timedelta(days=7), clock)
-    else:
-        anchor = datetime.datetime.fromisoformat(start)
-    if rrulestr is None:
-        return anchor.strftime(START_FORMAT)
-    following = rrulestr(rrule, dtstart=anchor).after(now + START_MARGIN, inc=True)
+    try:
+        if TIME_OF_DAY.match(start):
+            clock = datetime.time.fromisoformat(start)
+            anchor = datetime.datetime.combine(now.date() - datetime.timedelta(days=7), clock)
+        else:
+            anchor = datetime.datetime.fromisoformat(start)
+        following = rrulestr(rrule, dtstart=anchor).after(now + START_MARGIN, inc=True) if rrulestr else None
+    except (TypeError, ValueError):  # check_definitions names the bad start or rule
+        return start
     return (following or anchor).strftime(START_FORMAT)
 
 
@@ -215,7 +216,8 @@ def _downtime_problems(definition, managed_by, monitor_names, model):
         elif start is not None and not (TIME_OF_DAY.match(str(start)) or LOCAL_DATETIME.match(str(start))):
             problems.append("%s.start: a time of day such as 19:00, or a local date and time such as "
                             "2030-01-07T19:00 (got %r)" % (where, start))
-        elif rrulestr is not None and recurrence.get("rrule"):
+        elif rrulestr is not None and recurrence.get("rrule") and not re.search(r"DTSTART|DTEND|DURATION",
+                                                                              str(recurrence["rrule"])):
             try:
                 rrulestr(str(recurrence["rrule"]), dtstart=datetime.datetime(2030, 1, 7))
             except (TypeError, ValueError) as err:
