@@ -54,10 +54,10 @@ def test_shipped_definitions_carry_the_seed_content():
     for part in ("{{#is_alert}}", "{{#is_warning}}", "{{#is_no_data}}", "{{value}}", "@someone"):
         assert part in monitor["message"]
     rules = {d["name"]: d["attributes"]["schedule"] for d in shipped("downtimes")}
-    assert rules["Weekday nights"]["recurrences"][0]["rrule"] == "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"
-    assert rules["Weekday nights"]["recurrences"][0]["start"].endswith("T19:00")
+    assert rules["Weekday nights"]["recurrences"][0]["rrule"] == "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH"
+    assert rules["Weekday nights"]["recurrences"][0]["start"] == "19:00"
     assert rules["Weekday nights"]["recurrences"][0]["duration"] == "14h"
-    assert rules["Weekend"]["recurrences"][0]["rrule"] == "FREQ=WEEKLY;BYDAY=SA"
+    assert rules["Weekend"]["recurrences"][0]["rrule"] == "FREQ=WEEKLY;BYDAY=FR"
     assert all(s["timezone"] == "Europe/Paris" for s in rules.values())
 
 

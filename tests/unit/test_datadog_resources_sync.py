@@ -230,3 +230,57 @@ def test_apply_module_masks_keys_and_checks_before_any_request(server, capsys):
     result = run_module("apply", dict(args, monitors=[dict(MONITOR, type="metric")]), capsys)
     assert result["failed"] and 'type: "metric" is not allowed' in result["msg"]
     assert len(server.fake.requests) == requests_before
+
+
+# ---- Datadog's canonical forms compared by value ----------------------------------------------------
+
+
+def test_datetimes_compare_by_value():
+    assert differences({"start": "2030-01-07T19:00"}, {"start": "2030-01-07T19:00:00"}) == []
+    assert differences({"start": "2050-01-02T03:04:05Z"}, {"start": "2050-01-02T03:04:05+00:00"}) == []
+    assert differences({"start": "2030-01-07T19:00"}, {"start": "2030-01-07T19:01:00"}) != []
+
+
+def test_numbers_compare_as_numbers_and_sets_as_sets():
+    assert differences({"o": {"critical": 800}}, {"o": {"critical": 800.0}}) == []
+    assert differences({"notify_end_states": ["alert", "warn"]}, {"notify_end_states": ["warn", "alert"]}) == []
+    assert differences({"notify_end_types": ["expired"]}, {"notify_end_types": ["canceled"]}) != []
+
+
+def test_a_default_datadog_adds_equals_leaving_it_out():
+    for key, value in (("display_timezone", "UTC"), ("mute_first_recovery_notification", False),
+                       ("notify_end_types", ["expired"]), ("notify_end_states", ["warn", "alert", "no data"])):
+        assert differences({key: value}, {}) == [], key
+    assert differences({"display_timezone": "Europe/Paris"}, {}) != []
+
+
+def test_a_recurrence_start_on_the_same_series_is_the_same_start():
+    same_cadence = CODE["definitions"].same_cadence
+    rule = "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH"
+    assert same_cadence(rule, "2030-01-06T19:00:00", "2030-02-04T19:00:00")  # a Sunday, a Monday weeks later
+    assert not same_cadence(rule, "2030-01-06T19:00:00", "2030-02-04T20:00:00")  # another hour
+    assert not same_cadence(rule, "2030-01-06T19:00:00", "2030-02-08T19:00:00")  # a Friday: not in the rule
+
+
+def test_the_start_sent_is_the_next_occurrence_in_the_schedules_timezone():
+    import datetime
+    nxt = CODE["definitions"].next_recurrence_start
+    monday_noon = datetime.datetime(2030, 1, 7, 12, 0)
+    assert nxt("FREQ=WEEKLY;BYDAY=FR", "19:00", "Europe/Paris", now=monday_noon) == "2030-01-11T19:00:00"
+    assert nxt("FREQ=WEEKLY;BYDAY=MO", "19:00", "UTC", now=monday_noon) == "2030-01-07T19:00:00"
+    assert nxt("FREQ=WEEKLY;BYDAY=MO", "2024-01-01T19:00", "UTC", now=monday_noon) == "2030-01-07T19:00:00"
+    assert nxt("FREQ=WEEKLY;BYDAY=MO", "2031-01-06T19:00", "UTC", now=monday_noon) == "2031-01-06T19:00:00"
+
+
+def test_a_second_run_against_datadogs_forms_writes_nothing(server):
+    """The fake answers as Datadog does (start with seconds, floats, reordered states): nothing to rewrite."""
+    downtime = {"name": "Nights", "monitor": "High", "attributes": {
+        "scope": "*", "message": "night", "display_timezone": "UTC", "notify_end_states": ["alert", "warn"],
+        "schedule": {"timezone": "Europe/Paris", "recurrences": [
+            {"rrule": "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH", "start": "19:00", "duration": "14h"}]}}}
+    run(server, downtimes=[downtime])
+    (stored,) = server.fake.state["downtimes"].values()
+    assert stored["attributes"]["schedule"]["recurrences"][0]["start"].endswith("T19:00:00")
+    server.fake.requests.clear()
+    assert [r["action"] for r in run(server, downtimes=[downtime])] == ["none", "none", "none"]
+    assert writes(server) == []

@@ -209,3 +209,77 @@ def test_command_line_serves_on_loopback_and_keeps_state(tmp_path):
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+# ---- Datadog's canonical forms (the cassettes are named in fake_datadog_api/app.py) ---------------
+
+
+def _future(days=3, clock="19:00"):
+    import datetime
+    return (datetime.date.today() + datetime.timedelta(days=days)).isoformat() + "T" + clock
+
+
+def _monitor_id(fake):
+    status, monitor = call(fake, "POST", "/api/v1/monitor", MONITOR)
+    assert status == 200, monitor
+    return monitor["id"]
+
+
+def _recurring(fake, start, **attributes):
+    schedule = {"timezone": "Europe/Paris", "recurrences": [{"rrule": "FREQ=WEEKLY;BYDAY=FR", "duration": "49h",
+                                                             "start": start}]}
+    return call(fake, "POST", "/api/v2/downtime", downtime_body(_monitor_id(fake), schedule=schedule, **attributes))
+
+
+def test_form_a_recurrence_start_comes_back_with_seconds():
+    fake = FakeDatadog()
+    status, payload = _recurring(fake, _future())
+    assert status == 200, payload
+    assert payload["data"]["attributes"]["schedule"]["recurrences"][0]["start"] == _future() + ":00"
+
+
+def test_form_a_recurrence_start_in_the_past_is_refused():
+    fake = FakeDatadog()
+    status, payload = _recurring(fake, "2024-01-05T19:00")
+    assert status == 400 and "is in the past" in payload["errors"][0], payload
+
+
+def test_form_the_schedule_gains_the_current_downtime_in_utc():
+    fake = FakeDatadog()
+    _, payload = _recurring(fake, _future())
+    current = payload["data"]["attributes"]["schedule"]["current_downtime"]
+    assert current["start"].endswith("+00:00") and current["end"].endswith("+00:00")
+
+
+def test_form_notify_end_states_come_back_in_datadogs_order_not_the_order_sent():
+    fake = FakeDatadog()
+    _, payload = _recurring(fake, _future(), notify_end_states=["alert", "warn"])
+    assert payload["data"]["attributes"]["notify_end_states"] == ["warn", "alert"]
+
+
+def test_form_defaults_added_notify_end_types_expired_and_the_three_end_states():
+    fake = FakeDatadog()
+    _, payload = _recurring(fake, _future())
+    attributes = payload["data"]["attributes"]
+    assert attributes["notify_end_types"] == ["expired"]
+    assert sorted(attributes["notify_end_states"]) == ["alert", "no data", "warn"]
+    assert attributes["mute_first_recovery_notification"] is False
+
+
+def test_form_a_one_time_start_sent_with_z_comes_back_with_plus_00_00():
+    fake = FakeDatadog()
+    body = downtime_body(_monitor_id(fake), schedule={"start": "2050-01-02T03:04:05Z", "end": None})
+    status, payload = call(fake, "POST", "/api/v2/downtime", body)
+    assert status == 200, payload
+    assert payload["data"]["attributes"]["schedule"]["start"] == "2050-01-02T03:04:05+00:00"
+
+
+def test_form_monitor_thresholds_come_back_as_floats_with_option_defaults():
+    fake = FakeDatadog()
+    status, monitor = call(fake, "POST", "/api/v1/monitor", MONITOR)
+    assert status == 200
+    thresholds = monitor["options"]["thresholds"]
+    assert thresholds == {"critical": 800.0, "warning": 500.0}
+    assert all(isinstance(v, float) for v in thresholds.values())
+    assert monitor["options"]["notify_audit"] is False and monitor["options"]["silenced"] == {}
+    assert json.dumps(thresholds) == '{"critical": 800.0, "warning": 500.0}'

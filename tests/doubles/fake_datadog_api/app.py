@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from fake_datadog_api.bodies import problems
 
@@ -32,10 +33,42 @@ MONITOR_OPTION_DEFAULTS = {
 }
 THRESHOLD_IN_QUERY = re.compile(r"(?:>=|<=|>|<)\s*(-?[0-9.]+)\s*$")
 DURATION = re.compile(r"^[0-9]+[mhdw]$")
+LOCAL_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?$")
+UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+# Datadog's canonical forms, from its recorded real answers (cassettes):
+# - A recurrence's start comes back as YYYY-MM-DDTHH:MM:SS, no offset; the schedule gains
+#   `current_downtime` {start, end} in UTC with +00:00; notify_end_types defaults to ["expired"];
+#   notify_end_states comes back in another order than sent (["alert","warn"] -> ["warn","alert"]):
+#   terraform-provider-datadog datadog/tests/cassettes/TestAccDowntimeScheduleBasicRecurring.yaml.
+# - A one-time schedule's start sent with Z comes back with +00:00, and the default notify_end_states
+#   is the three states in varying order: .../TestAccDowntimeScheduleChanged.yaml, and
+#   datadog-api-client-python tests/v2/cassettes/test_scenarios/test_get_all_downtimes_returns_ok_response.yaml
+#   (["warn","no data","alert"]).
+# - A monitor's thresholds sent as integers come back as floats (2 -> 2.0), and options gain
+#   notify_audit false and silenced {}: terraform-provider-datadog .../TestAccDatadogMonitor_Basic.yaml.
+NOTIFY_END_STATES_ORDER = ["warn", "no data", "alert"]
 
 
 def _now():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _local(start, timezone):
+    """A recurrence's local start in its schedule's timezone, as an aware UTC datetime."""
+    zone = ZoneInfo(timezone or "UTC")
+    return datetime.datetime.fromisoformat(start).replace(tzinfo=zone).astimezone(datetime.timezone.utc)
+
+
+def _float_thresholds(monitor):
+    thresholds = (monitor.get("options") or {}).get("thresholds")
+    if isinstance(thresholds, dict):
+        monitor["options"]["thresholds"] = {k: float(v) if isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            else v for k, v in thresholds.items()}
 
 
 def _empty_state():
@@ -280,6 +313,7 @@ class FakeDatadog:
         monitor = {"name": "", "message": "", "tags": [], "priority": None, "restricted_roles": None}
         monitor.update(self._read_write(body, MONITOR_READ_ONLY))
         monitor["options"] = dict(MONITOR_OPTION_DEFAULTS, **body.get("options", {}))
+        _float_thresholds(monitor)
         monitor.update({"id": monitor_id, "org_id": 1, "created": now, "modified": now, "creator": CREATOR,
                         "deleted": None, "multi": False, "overall_state": "No Data",
                         "overall_state_modified": None})
@@ -305,6 +339,7 @@ class FakeDatadog:
         found = found or self._monitor_rules(merged)
         if found:
             return _error(400, *found)
+        _float_thresholds(merged)
         merged["modified"] = _now()
         self.state["monitors"][monitor_id] = merged
         self._save()
@@ -346,10 +381,11 @@ class FakeDatadog:
         downtime_id = str(uuid.uuid4())
         now = _now()
         stored = {"display_timezone": "UTC", "message": None, "mute_first_recovery_notification": False,
-                  "notify_end_states": ["alert", "no data", "warn"], "notify_end_types": ["canceled", "expired"]}
+                  "notify_end_states": ["alert", "no data", "warn"], "notify_end_types": ["expired"]}
         stored.update(copy.deepcopy(attributes))
         stored.update({"created": now, "modified": now, "canceled": None, "status": "scheduled"})
         self._fill_schedule(stored)
+        self._canonical_downtime(stored)
         downtime = {"type": "downtime", "id": downtime_id, "attributes": stored,
                     "relationships": self._downtime_relationships(stored)}
         self.state["downtimes"][downtime_id] = downtime
@@ -377,6 +413,7 @@ class FakeDatadog:
         stored.update(copy.deepcopy(attributes))
         stored["modified"] = _now()
         self._fill_schedule(stored)
+        self._canonical_downtime(stored)
         downtime["relationships"] = self._downtime_relationships(stored)
         self._save()
         return Reply(200, {"data": downtime})
@@ -399,9 +436,38 @@ class FakeDatadog:
                 found.append("schedule.recurrences[%d].rrule: DTSTART, DTEND and DURATION are not supported" % index)
             if not DURATION.match(recurrence.get("duration", "")):
                 found.append("schedule.recurrences[%d].duration: must be an integer followed by m, h, d or w" % index)
-            if re.search(r"(Z|[+-][0-9]{2}:?[0-9]{2})$", recurrence.get("start") or ""):
+            start = recurrence.get("start")
+            if re.search(r"(Z|[+-][0-9]{2}:?[0-9]{2})$", start or ""):
                 found.append("schedule.recurrences[%d].start: must not include a UTC offset" % index)
+            elif start and not LOCAL_START.match(start):
+                found.append("schedule.recurrences[%d].start: must be YYYY-MM-DDTHH:MM[:SS]" % index)
+            elif start and _local(start, attributes["schedule"].get("timezone")) < _utcnow():
+                # Datadog can refuse a recurrence that starts in the past (datadog-sync-cli moves such
+                # starts to the next occurrence of the rule for that reason).
+                found.append("schedule.recurrences[%d].start: %s is in the past" % (index, start))
         return found
+
+    @staticmethod
+    def _canonical_downtime(stored):
+        """Datadog's forms of what it stores (see NOTIFY_END_STATES_ORDER's comment for the cassettes)."""
+        for key in ("notify_end_states", "notify_end_types"):
+            if isinstance(stored.get(key), list):
+                stored[key] = sorted(stored[key], key=lambda v: (NOTIFY_END_STATES_ORDER.index(v)
+                                                                 if v in NOTIFY_END_STATES_ORDER else 9, v))
+        schedule = stored.get("schedule") or {}
+        for key in ("start", "end"):
+            if isinstance(schedule.get(key), str):
+                schedule[key] = datetime.datetime.fromisoformat(schedule[key].replace("Z", "+00:00")).isoformat()
+        recurrences = schedule.get("recurrences") or []
+        for recurrence in recurrences:
+            if recurrence.get("start"):
+                recurrence["start"] = datetime.datetime.fromisoformat(recurrence["start"]).strftime("%Y-%m-%dT%H:%M:%S")
+        if recurrences:
+            first = recurrences[0]
+            begin = _local(first["start"], schedule.get("timezone"))
+            number, unit = re.match(r"([0-9]+)([mhdw])", first["duration"]).groups()
+            end = begin + datetime.timedelta(**{UNITS[unit]: int(number)})
+            schedule["current_downtime"] = {"start": begin.isoformat(), "end": end.isoformat()}
 
     @staticmethod
     def _fill_schedule(stored):
@@ -412,7 +478,8 @@ class FakeDatadog:
             schedule.setdefault("timezone", "UTC")
             for recurrence in schedule["recurrences"]:
                 if not recurrence.get("start"):
-                    recurrence["start"] = datetime.datetime.now().strftime("%Y-%m-%dT%H:%M")
+                    zone = ZoneInfo(schedule["timezone"])
+                    recurrence["start"] = datetime.datetime.now(zone).strftime("%Y-%m-%dT%H:%M")
 
     @staticmethod
     def _downtime_relationships(stored):

@@ -1,0 +1,32 @@
+"""Which ansible-playbook the tests run, and how: one place, so that both lanes (2.19, 2.16) run the same tests.
+
+LAB_ANSIBLE_PLAYBOOK picks the ansible-playbook (e.g. .venv-2.16/bin/ansible-playbook); by default the one
+beside the Python running pytest. Not a test file: the test modules import it from this directory.
+"""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = os.environ.get("LAB_ANSIBLE_PLAYBOOK") or str(Path(sys.executable).parent / "ansible-playbook")
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def environment(**extra):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               PYTHONDONTWRITEBYTECODE="1", ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
+    env["PATH"] = "%s:%s" % (Path(ANSIBLE_PLAYBOOK).parent, env.get("PATH", ""))
+    for name in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "LAB_DATADOG_DB_PASSWORD"):
+        env.pop(name, None)
+    env.update({k: v for k, v in extra.items() if v is not None})
+    return env
+
+
+def run_playbook(*args, cwd=ROOT, env=None, timeout=300):
+    """ansible-playbook ARGS; returns (returncode, stdout + stderr, {host: changed})."""
+    process = subprocess.run([ANSIBLE_PLAYBOOK, *args], cwd=cwd, env=env or environment(), capture_output=True,
+                             text=True, timeout=timeout)
+    out = process.stdout + process.stderr
+    return process.returncode, out, {m.group(1): int(m.group(3)) for m in RECAP.finditer(out)}
