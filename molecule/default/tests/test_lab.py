@@ -5,6 +5,7 @@ trace-intake record (/var/log/datadog/standin/) and the fake API's state are the
 """
 import json
 import os
+import re
 import subprocess
 
 from conftest import fake_api_get
@@ -50,6 +51,63 @@ def test_postgres_check_logs_in_and_sees_the_lab_table(host, lab):
     assert res.rc == 0, res.stdout + res.stderr
     assert "postgresql.table.count" in res.stdout or "postgresql.connections" in res.stdout
     assert lab["lab_table"] in res.stdout
+
+
+def psql_as_postgres(host, lab, sql, database="postgres"):
+    return host.check_output("sudo -u postgres psql -p %s -d %s -XAtc %s",
+                             str(lab["lab_postgresql_port"]), database, sql)
+
+
+def inventory_value(host, expr):
+    """One value as the inventory (not a role's defaults) sets it for this host, '' when unset."""
+    return host.ansible("ansible.builtin.debug", f"msg={{{{ {expr} | default('') }}}}", check=False)["msg"]
+
+
+def test_the_server_is_the_postgresql_major_the_role_settled_and_runs(host, lab):
+    """postgresql_version when the inventory sets one (the bionic scenario: 10, through PGDG), else the distribution's."""
+    major = str(int(psql_as_postgres(host, lab, "show server_version_num")) // 10000)
+    version, cluster, port, status = host.check_output("pg_lsclusters -h").split()[:4]
+    assert (version, cluster, port, status) == (major, "main", str(lab["lab_postgresql_port"]), "online")
+    wanted = inventory_value(host, "postgresql_version")
+    assert not wanted or major == str(wanted), f"PostgreSQL {major} runs, postgresql_version is {wanted}"
+
+
+def test_the_monitoring_user_logs_in_over_tcp_with_scram_and_reads_pg_stat_database(host, lab):
+    """What the agent's Postgres check does: a password login over TCP, checked as scram-sha-256."""
+    user = lab["lab_monitoring_user"]
+    sql = f"select count(*) from pg_stat_database where datname = '{lab['lab_database']}'"
+    res = host.run("PGPASSWORD=%s psql -h 127.0.0.1 -p %s -U %s -d postgres -XAtc %s",
+                   lab["lab_monitoring_password"], str(lab["lab_postgresql_port"]), user, sql)
+    assert res.rc == 0 and res.stdout.strip() == "1", res.stderr
+    assert psql_as_postgres(host, lab, f"select left(rolpassword, 14) from pg_authid where rolname = '{user}'") \
+        == "SCRAM-SHA-256$"
+    methods = psql_as_postgres(host, lab, "select distinct auth_method from pg_hba_file_rules "
+                                          f"where '{user}' = any(user_name) and type = 'host'")
+    assert methods.split() == ["scram-sha-256"]
+
+
+def test_the_lab_table_keeps_its_rows_across_a_converge(host, lab):
+    """A converge of the database part never truncates, reloads or recreates large_test."""
+    table, db = lab["lab_table"], lab["lab_database"]
+    psql_as_postgres(host, lab, f"insert into {table} select 1, 2.5, 3.5 from generate_series(1, 7)", db)
+    before = psql_as_postgres(host, lab, f"select count(*), sum(num1) from {table}", db)
+    run_playbook("site.yml", "--tags", "database")
+    assert psql_as_postgres(host, lab, f"select count(*), sum(num1) from {table}", db) == before
+
+
+def test_the_app_runs_on_the_interpreter_the_role_chose_with_its_pinned_ddtrace(host, lab):
+    """The unit's venv: flask_app_python's version when the inventory sets one (bionic: 3.8), the pinned ddtrace."""
+    exec_start = host.check_output("systemctl show -P ExecStart %s", lab["flask_app_service_name"])
+    ddtrace_run = re.search(r"path=(\S+)", exec_start).group(1)
+    venv_python = os.path.join(os.path.dirname(ddtrace_run), "python")
+    probe = "import sys, ddtrace, flask; print('%d.%d' % sys.version_info[:2], ddtrace.__version__)"
+    version, ddtrace_version = host.check_output("%s -c %s", venv_python, probe).split()
+    wanted = inventory_value(host, "flask_app_python")
+    if wanted:
+        assert version == host.check_output("%s -c %s", wanted, "import sys; print('%d.%d' % sys.version_info[:2])")
+    pins = host.file(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(ddtrace_run))),
+                                  "requirements.txt")).content_string
+    assert f"ddtrace=={ddtrace_version}" in pins.splitlines(), (ddtrace_version, pins)
 
 
 def test_dashboards_monitor_and_downtimes_exist_in_the_api():
