@@ -25,9 +25,11 @@ scenario=$lab_repo/molecule/default
 log=$lab_build/run.log
 mkdir -p "$lab_build" "$lab_run"
 : >"$log"
-# Vagrant runs with this machine's own PATH, where no Ansible is: the Vagrantfile's controller venv
+# Vagrant runs with this PATH less every folder that holds an ansible-playbook (the test tools' venv
+# among them): the Vagrantfile's controller venv
 # (controller/venv.sh, built by `vagrant up` under $VAGRANT_DOTFILE_PATH) is what provisions.
-lab_bare_path=$PATH
+lab_bare_path=$(IFS=:; for d in $PATH; do [ -x "$d/ansible-playbook" ] || printf '%s:' "$d"; done)
+lab_bare_path=${lab_bare_path%:}
 export PATH=$lab_repo/.venv/bin:$PATH
 export ANSIBLE_CONFIG=$lab_repo/ansible.cfg
 export LAB_LIBVIRT_DRIVER=${LAB_LIBVIRT_DRIVER:-qemu}
