@@ -99,15 +99,20 @@ def leaked(out):
     return [piece for piece in PIECES if piece in out]
 
 
+def assert_refused_naming_without_a_secret(rc, out, wanted_words):
+    """The run failed, its message holds each of wanted_words, and no piece of a secret is in it."""
+    flat = " ".join(out.split()).replace("''", "'")
+    assert rc != 0, out[-3000:]
+    for words in wanted_words:
+        assert words in flat, out[-3000:]
+    assert leaked(out) == []
+
+
 @pytest.mark.parametrize("verbosity", list(VERBOSITY))
 @pytest.mark.parametrize("case", SITE_CASES, ids=[c[0] for c in SITE_CASES])
 def test_site_stops_before_any_change_naming_the_variable_without_a_secret(outcomes, case, verbosity):
     rc, out, changed = outcomes[("site", case[0], verbosity)]
-    flat = " ".join(out.split()).replace("''", "'")
-    assert rc != 0, out[-3000:]
-    for words in case[3]:
-        assert words in flat, out[-3000:]
-    assert leaked(out) == []
+    assert_refused_naming_without_a_secret(rc, out, case[3])
     assert changed and set(changed.values()) == {0}, out[-3000:]
     # The first play stopped the run: no later play's task ran on any host.
     assert "TASK [postgresql : APT package lists are fresh]" not in out
@@ -118,11 +123,7 @@ def test_site_stops_before_any_change_naming_the_variable_without_a_secret(outco
 @pytest.mark.parametrize("case", ROLE_CASES, ids=[c[0] for c in ROLE_CASES])
 def test_a_role_alone_stops_on_bad_input_without_a_secret(outcomes, case, verbosity):
     rc, out, changed = outcomes[("role", case[0], verbosity)]
-    flat = " ".join(out.split()).replace("''", "'")
-    assert rc != 0, out[-3000:]
-    for words in case[3]:
-        assert words in flat, out[-3000:]
-    assert leaked(out) == []
+    assert_refused_naming_without_a_secret(rc, out, case[3])
     assert changed == {"localhost": 0}, out[-3000:]
 
 
