@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark (not a timed test): a playbook's cold converge and second converge, each on a fresh
 # container of the test image, against the raw floor: the same packages in one apt-get install
-# (plus pip installs when given). Prints the times and their ratio.
+# (plus pip installs when given), without recommended packages as the roles install them. Prints
+# the times, their ratio, and each converge's remote executions (every module run, temp dir and
+# cleanup is one: counted from the connection's -vvv EXEC lines, per host).
 # Usage: converge_vs_floor.sh PLAYBOOK "APT PACKAGES" ["PIP PACKAGES"]
 #   e.g. converge_vs_floor.sh playbooks/database.yml "postgresql python3-psycopg2"
 # Environment: BENCH_DOCKER_ARGS (extra `docker run` arguments, e.g. a mounted apt repository),
@@ -31,7 +33,7 @@ elapsed() { local s=$(date +%s.%N); "$@" >"$work/out.log" 2>&1 || { cat "$work/o
 
 run_container
 [ -z "${BENCH_FLOOR_PREP:-}" ] || docker exec $name sh -c "$BENCH_FLOOR_PREP"
-floor_cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $apt_pkgs >/dev/null"
+floor_cmd="apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $apt_pkgs >/dev/null"
 [ -n "$pip_pkgs" ] && floor_cmd+=" && python3 -m venv /opt/bench && /opt/bench/bin/pip install -q $pip_pkgs"
 floor=$(elapsed docker exec $name sh -c "$floor_cmd")
 
@@ -43,13 +45,23 @@ ln -s "$PWD/inventory/group_vars" "$work/inventory/group_vars"
 printf 'datadog_lab:\n  hosts:\n    lab:\n      ansible_connection: %s\n      ansible_host: %s\n' \
   "${BENCH_CONNECTION:-community.docker.docker}" $name >"$work/inventory/hosts.yml"
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
-cold=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+if [ "${BENCH_STRATEGY:-}" = mitogen ]; then
+  mitogen=$("${BENCH_MITOGEN_VENV:-.build/bench-mitogen}/bin/python" -c \
+    'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')/plugins/strategy
+  export ANSIBLE_STRATEGY_PLUGINS=$mitogen ANSIBLE_STRATEGY=mitogen_linear
+  PATH=$(realpath "${BENCH_MITOGEN_VENV:-.build/bench-mitogen}")/bin:$PATH
+fi
+# Remote executions per host: each "<host> EXEC" line of the connection at -vvv is one.
+executions() { grep -oE '^<[^>]+> (SSH: )?EXEC' "$1" | sed -E 's/^<([^>]+)>.*/\1/' | sort | uniq -c |
+               awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2; t += $1 } END { printf " (total %d)", t }'; }
+cold=$(elapsed ansible-playbook -vvv -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
 cp "$work/out.log" "$logs/cold.log"
-second=$(elapsed ansible-playbook -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+second=$(elapsed ansible-playbook -vvv -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
 cp "$work/out.log" "$logs/second.log"
 recap=$(sed -n '/^PLAY RECAP/,$p' "$work/out.log")
 if ! grep -q 'ok=' <<<"$recap" || grep -Eq 'changed=[1-9]|failed=[1-9]' <<<"$recap"; then
   echo "the second converge changed something or failed:"; echo "$recap"; fi
 
-printf 'raw floor (apt%s): %.1f s\ncold converge: %.1f s\nsecond converge: %.1f s\nratio cold/floor: %.2f\n' \
-  "${pip_pkgs:+ + pip}" "$floor" "$cold" "$second" "$(awk -v c="$cold" -v f="$floor" 'BEGIN { print c / f }')"
+printf 'raw floor (apt%s): %.1f s\ncold converge: %.1f s, remote executions: %s\nsecond converge: %.1f s, remote executions: %s\nratio cold/floor: %.2f\n' \
+  "${pip_pkgs:+ + pip}" "$floor" "$cold" "$(executions "$logs/cold.log")" "$second" "$(executions "$logs/second.log")" \
+  "$(awk -v c="$cold" -v f="$floor" 'BEGIN { print c / f }')"
