@@ -36,6 +36,12 @@ options:
   managed_by: {description: The mark of the lab's dashboards, monitor and downtimes., type: str, required: true}
   expected: {description: How many dashboards, monitors, downtimes., type: dict, required: true}
   since: {description: Epoch seconds; only data newer than this counts., type: float, required: true}
+  checks:
+    description: The checks to run (all by default); C(resources) is the dashboards, monitor and downtimes.
+    type: list
+    elements: str
+    choices: [host, my_metric, postgres, apm, logs, resources]
+    default: [host, my_metric, postgres, apm, logs, resources]
   request_timeout: {description: Seconds one request may take., type: float, default: 30}
 requirements: [datadog-api-client]
 """
@@ -71,10 +77,10 @@ forbidden: {description: Datadog answered 403 (a key problem; waiting won't help
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
-from ansible.module_utils.lab_verify_checks import HAS_CLIENT, Api, run_checks  # noqa: E402
+from ansible.module_utils.lab_verify_checks import ALL_CHECKS, HAS_CLIENT, Api, run_checks  # noqa: E402
 
 SPEC_KEYS = ("site", "host", "host_tags", "custom_metric", "custom_metric_tag", "custom_interval", "database", "table",
-             "service", "env", "routes", "logs", "managed_by", "expected", "since")
+             "service", "env", "routes", "logs", "managed_by", "expected", "since", "checks")
 
 
 def main():
@@ -98,6 +104,7 @@ def main():
             managed_by=dict(type="str", required=True),
             expected=dict(type="dict", required=True),
             since=dict(type="float", required=True),
+            checks=dict(type="list", elements="str", default=list(ALL_CHECKS), choices=list(ALL_CHECKS)),
             request_timeout=dict(type="float", default=30),
         ),
         supports_check_mode=True,

@@ -215,7 +215,10 @@ class FakeDatadog:
             return Reply(200, answer)
         if name == "logs_search":
             return Reply(200, self.intake.search_logs(body))
-        found = getattr(self.intake, name)(body)
+        try:
+            found = getattr(self.intake, name)(body)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            found = ["body: %s %s" % (type(err).__name__, err)]
         if found:
             return _error(400, *found)
         return Reply(202, {} if name in ("series", "trace_stats") else {"status": "ok"})

@@ -88,6 +88,11 @@ class Intake:
 
     def series(self, body):
         found = _checked(MetricPayload, body)
+        for i, serie in enumerate(body.get("series") or [] if isinstance(body, dict) else []):
+            for j, point in enumerate(serie.get("points") or []):
+                if not all(isinstance(point.get(k), (int, float)) and not isinstance(point.get(k), bool)
+                           for k in ("timestamp", "value")):
+                    found.append("body.series[%d].points[%d]: timestamp and value must be numbers" % (i, j))
         if found:
             return found
         for serie in body["series"]:
