@@ -181,3 +181,12 @@ def test_verify_reads_the_lab_values_from_the_inventory():
     mapped = (ROOT / "inventory/group_vars/all/lab_verify.yml").read_text()
     for name in ("lab_hostname", "lab_host_tags", "lab_service", "lab_env", "lab_database", "lab_table"):
         assert "{{ %s }}" % name in mapped
+
+
+def test_a_narrowed_run_asks_only_its_checks_and_prints_its_one_line(fake):
+    feed(fake, parts=("apm",))
+    rc, out, _ = verify(fake, "-e", '{"lab_verify_checks": ["apm"]}')
+    assert rc == 0, out[-2000:]
+    assert line(out, "apm")[0]
+    with pytest.raises(AssertionError):
+        line(out, "host")

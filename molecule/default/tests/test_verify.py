@@ -15,7 +15,7 @@ CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "dashboards", "monitor
 
 def verify(*args):
     """playbooks/verify.yml with the scenario's inventory: (returncode, output)."""
-    env = dict(os.environ)
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     inventory = os.path.join(env["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
     project = env["MOLECULE_PROJECT_DIRECTORY"]
     res = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/playbooks/verify.yml", *args],

@@ -53,15 +53,15 @@ EXAMPLES = r"""
     api_key: "{{ lookup('ansible.builtin.env', 'DD_API_KEY') }}"
     app_key: "{{ lookup('ansible.builtin.env', 'DD_APP_KEY') }}"
     site: datadoghq.com
-    host: bens.datadog.application
-    host_tags: [greeting:hello_datadog_team]
+    host: "{{ lab_hostname }}"
+    host_tags: "{{ lab_host_tags }}"
     custom_metric: my_metric
     custom_metric_tag: type:custom
     custom_interval: 45
-    database: new_db
-    table: large_test
-    service: flask-app
-    env: lab
+    database: "{{ lab_database }}"
+    table: "{{ lab_table }}"
+    service: "{{ lab_service }}"
+    env: "{{ lab_env }}"
     routes: [GET /]
     logs: true
     managed_by: ansible-datadog-resources
