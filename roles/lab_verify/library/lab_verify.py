@@ -79,34 +79,28 @@ forbidden: {description: Datadog answered 403 (a key problem; waiting won't help
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible.module_utils.lab_verify_checks import ALL_CHECKS, HAS_CLIENT, Api, run_checks  # noqa: E402
 
+REQUIRED_STR = ("api_url", "site", "host", "custom_metric", "custom_metric_tag", "database", "table", "service", "env",
+                "managed_by")
 SPEC_KEYS = ("site", "host", "host_tags", "custom_metric", "custom_metric_tag", "custom_interval", "database", "table",
              "service", "env", "routes", "logs", "managed_by", "expected", "since", "checks")
 
 
 def main():
+    argument_spec = dict((name, dict(type="str", required=True)) for name in REQUIRED_STR)
+    argument_spec.update(
+        api_key=dict(type="str", required=True, no_log=True),
+        app_key=dict(type="str", required=True, no_log=True),
+        host_tags=dict(type="list", elements="str", required=True),
+        routes=dict(type="list", elements="str", required=True),
+        custom_interval=dict(type="int", required=True),
+        logs=dict(type="bool", required=True),
+        expected=dict(type="dict", required=True),
+        since=dict(type="float", required=True),
+        checks=dict(type="list", elements="str", default=list(ALL_CHECKS), choices=list(ALL_CHECKS)),
+        request_timeout=dict(type="float", default=30),
+    )
     module = AnsibleModule(
-        argument_spec=dict(
-            api_url=dict(type="str", required=True),
-            api_key=dict(type="str", required=True, no_log=True),
-            app_key=dict(type="str", required=True, no_log=True),
-            site=dict(type="str", required=True),
-            host=dict(type="str", required=True),
-            host_tags=dict(type="list", elements="str", required=True),
-            custom_metric=dict(type="str", required=True),
-            custom_metric_tag=dict(type="str", required=True),
-            custom_interval=dict(type="int", required=True),
-            database=dict(type="str", required=True),
-            table=dict(type="str", required=True),
-            service=dict(type="str", required=True),
-            env=dict(type="str", required=True),
-            routes=dict(type="list", elements="str", required=True),
-            logs=dict(type="bool", required=True),
-            managed_by=dict(type="str", required=True),
-            expected=dict(type="dict", required=True),
-            since=dict(type="float", required=True),
-            checks=dict(type="list", elements="str", default=list(ALL_CHECKS), choices=list(ALL_CHECKS)),
-            request_timeout=dict(type="float", default=30),
-        ),
+        argument_spec=argument_spec,
         supports_check_mode=True,
     )
     if not HAS_CLIENT:
