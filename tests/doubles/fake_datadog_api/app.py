@@ -19,6 +19,7 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from fake_datadog_api import intake
 from fake_datadog_api.bodies import problems
 
 DEFAULT_API_KEY = "fake-datadog-api-key-0123456789abcdef"
@@ -99,6 +100,7 @@ class FakeDatadog:
         self.requests = []
         self.injections = []
         self.state = _empty_state()
+        self.intake = intake.Intake()
         if state_file and os.path.exists(state_file):
             with open(state_file, encoding="utf-8") as handle:
                 self.state.update(json.load(handle))
@@ -130,8 +132,14 @@ class FakeDatadog:
             self.state.update(body)
             self._save()
             return Reply(200, self.state)
+        if path == "/fake/intake" and method == "GET":
+            return Reply(200, self.intake.data)
+        if path == "/fake/intake" and method == "DELETE":
+            self.intake.data = intake.empty()
+            return Reply(200, self.intake.data)
         if path == "/fake/reset" and method == "POST":
             self.state = _empty_state()
+            self.intake.data = intake.empty()
             self.requests = []
             self.injections = []
             self._save()
@@ -165,6 +173,8 @@ class FakeDatadog:
         if injected is not None:
             return injected
         api_key = headers.get("DD-API-KEY")
+        if (method, path) in INTAKE_ROUTES:
+            return self._intake(INTAKE_ROUTES[(method, path)], query, api_key, headers, body_bytes)
         if path == "/api/v1/validate" and method == "GET":
             if api_key != self.api_key:
                 return _error(403, "Forbidden")
@@ -183,6 +193,35 @@ class FakeDatadog:
                     return _error(405, "Method Not Allowed")
                 return handler(self, query, body, *match.groups())
         return _error(404, "Not found: %s" % path)
+
+    # ---- intake and its read side (intake.py) -------------------------------------------------
+
+    def _intake(self, name, query, api_key, headers, body_bytes):
+        if name in INTAKE_READS:
+            if api_key != self.api_key or headers.get("DD-APPLICATION-KEY") != self.app_key:
+                return _error(403, "Forbidden")
+        elif api_key != self.api_key:
+            return _error(403, "Forbidden")
+        try:
+            body = intake.decode(body_bytes, headers)
+        except Exception:  # noqa: BLE001 - any undecodable body is a 400, as Datadog answers
+            return _error(400, "Invalid body")
+        if name == "hosts":
+            return Reply(200, self.intake.list_hosts(query))
+        if name == "query":
+            answer = self.intake.query(query)
+            if answer is None:
+                return _error(400, "Error parsing query: %s" % query.get("query"))
+            return Reply(200, answer)
+        if name == "logs_search":
+            return Reply(200, self.intake.search_logs(body))
+        try:
+            found = getattr(self.intake, name)(body)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            found = ["body: %s %s" % (type(err).__name__, err)]
+        if found:
+            return _error(400, *found)
+        return Reply(202, {} if name in ("series", "trace_stats") else {"status": "ok"})
 
     def _injected(self, method, path):
         for rule in self.injections:
@@ -301,7 +340,7 @@ class FakeDatadog:
             size = int(query.get("page_size", 100))
             start = int(query["page"]) * size
             monitors = monitors[start:start + size]
-        return Reply(200, monitors)
+        return Reply(200, [self._with_state(m) for m in monitors])
 
     def create_monitor(self, _query, body):
         found = problems("monitor", body) or self._monitor_rules(body)
@@ -325,7 +364,10 @@ class FakeDatadog:
         monitor = self.state["monitors"].get(monitor_id)
         if monitor is None:
             return _error(404, "Monitor not found")
-        return Reply(200, monitor)
+        return Reply(200, self._with_state(monitor))
+
+    def _with_state(self, monitor):
+        return dict(monitor, overall_state=self.intake.monitor_state(monitor))
 
     def update_monitor(self, _query, body, monitor_id):
         old = self.state["monitors"].get(monitor_id)
@@ -490,6 +532,14 @@ class FakeDatadog:
         return relationships
 
 
+# Intake endpoints (API key only) and the read endpoints answered from what they received.
+INTAKE_ROUTES = {
+    ("POST", "/api/v2/series"): "series", ("POST", "/api/v1/check_run"): "check_run",
+    ("POST", "/intake"): "host_metadata", ("POST", "/api/v0.2/stats"): "trace_stats",
+    ("POST", "/api/v2/logs"): "logs", ("GET", "/api/v1/hosts"): "hosts", ("GET", "/api/v1/query"): "query",
+    ("POST", "/api/v2/logs/events/search"): "logs_search",
+}
+INTAKE_READS = ("hosts", "query", "logs_search")
 DASHBOARD_READ_ONLY = ("id", "author_handle", "author_name", "created_at", "modified_at", "url")
 MONITOR_READ_ONLY = ("id", "created", "creator", "deleted", "modified", "multi", "overall_state", "state", "org_id")
 

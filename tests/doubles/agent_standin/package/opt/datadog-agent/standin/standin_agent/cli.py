@@ -76,6 +76,10 @@ def cmd_run(args):
         except Exception as e:  # noqa: BLE001 - a broken check must not stop the agent
             state['errors'][name] = str(e)
             log.error('could not load check %s: %s', name, e)
+    from . import forwarder
+    core = forwarder.Core(cfg)
+    core.start()
+    forwarder.Logs(cfg, configs).start()
     due = {inst.id: 0.0 for inst in scheduled}
     log.info('agent %s (stand-in) started: hostname %s, %d check instance(s)', config.version(),
              state['hostname'], len(scheduled))
@@ -85,6 +89,7 @@ def cmd_run(args):
             if due[inst.id] <= now:
                 ok = inst.run()
                 due[inst.id] = now + inst.interval
+                core.add(inst.series, inst.service_checks)
                 if not ok:
                     log.error('Error running check %s: %s', inst.id, inst.last_error)
                 state['checks'][inst.id] = inst.stats()

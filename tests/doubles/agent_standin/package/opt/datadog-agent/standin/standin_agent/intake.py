@@ -1,7 +1,8 @@
 """Stand-in for the Datadog trace-agent's receiver and the core agent's DogStatsD server.
 
-Both keep what they receive in files the tests read instead of forwarding it to Datadog:
-/var/log/datadog/standin/traces.jsonl (one span per line) and dogstatsd.log (one metric line per line).
+Both keep what they receive in files the tests read: /var/log/datadog/standin/traces.jsonl (one span
+per line) and dogstatsd.log (one metric line per line); the trace receiver also hands the spans to
+forwarder.TraceStats, which sends their stats to an intake when one is configured.
 """
 import json
 import logging
@@ -93,7 +94,7 @@ def info(cfg):
     }
 
 
-def make_trace_handler(cfg, recorder):
+def make_trace_handler(cfg, recorder, stats=None):
     decoders = {'/v0.4/traces': spans_v04, '/v0.5/traces': spans_v05}
 
     class Handler(BaseHTTPRequestHandler):
@@ -129,6 +130,8 @@ def make_trace_handler(cfg, recorder):
                     self._reply(400, {'error': 'cannot decode payload: {}'.format(e)})
                     return
                 recorder.write(json.dumps({k: span[k] for k in SPAN_KEYS}, sort_keys=True) for span in spans)
+                if stats is not None:
+                    stats.add(spans)
                 self._reply(200, {'rate_by_service': {'service:,env:': 1}})
             elif path.startswith('/telemetry/proxy/') or path == '/v0.6/stats':
                 self._reply(202, {})
@@ -142,8 +145,11 @@ def make_trace_handler(cfg, recorder):
 
 def serve_traces(cfg):
     """Blocks serving the trace receiver on 127.0.0.1 at apm_config.receiver_port."""
+    from . import forwarder
     recorder = Recorder(TRACES_FILE)
-    server = ThreadingHTTPServer(('127.0.0.1', config.apm_port(cfg)), make_trace_handler(cfg, recorder))
+    stats = forwarder.TraceStats(cfg)
+    stats.start()
+    server = ThreadingHTTPServer(('127.0.0.1', config.apm_port(cfg)), make_trace_handler(cfg, recorder, stats))
     server.daemon_threads = True
     log.info('trace receiver listening on 127.0.0.1:%d, recording to %s', config.apm_port(cfg), TRACES_FILE)
     server.serve_forever()

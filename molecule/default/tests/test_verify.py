@@ -1,0 +1,104 @@
+"""playbooks/verify.yml on the whole lab (issue 14): every line passes after the traffic, then one broken
+part per area (agent, database, app) fails its own line with its message, and passes again once repaired.
+
+The path under test: app -> agent stand-in (it forwards what it collects) -> the fake API's intake ->
+its read endpoints -> verify on the controller. Kept to a few short runs (lab_verify_checks and
+lab_verify_since narrow each one to the part at hand).
+"""
+import math
+import os
+import subprocess
+import time
+
+CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "dashboards", "monitor", "downtimes")
+
+
+def verify(*args):
+    """playbooks/verify.yml with the scenario's inventory: (returncode, output)."""
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
+    inventory = os.path.join(env["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
+    project = env["MOLECULE_PROJECT_DIRECTORY"]
+    res = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/playbooks/verify.yml", *args],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=project)
+    out = res.stdout + res.stderr
+    for key in (env["DD_API_KEY"], env["DD_APP_KEY"]):
+        assert key not in out
+    return res.returncode, out
+
+
+def narrowed(checks, since, timeout=0, poll=3):
+    return verify("-e", '{"lab_verify_checks": %s, "lab_verify_since": "%.3f", "lab_verify_timeout": %d, '
+                        '"lab_verify_poll": %d}' % (list(checks), since, timeout, poll))
+
+
+def line(out, check):
+    """The printed line of one check (the last one printed): (passed?, text)."""
+    for text in reversed(out.splitlines()):
+        text = text.strip()
+        for state in ("passed", "FAILED"):
+            if text.startswith(state) and text[len(state):].split()[:1] == [check]:
+                return state == "passed", text
+    raise AssertionError("no line for %s in:\n%s" % (check, out[-3000:]))
+
+
+def get_routes(host, lab):
+    """The app's three routes, once each, from inside the instance (answers or not)."""
+    probe = ("import urllib.request\nfor r in ('/', '/api/apm', '/api/trace'):\n    try:\n"
+             f"        urllib.request.urlopen('http://127.0.0.1:{lab['lab_app_port']}' + r, timeout=5).read()\n"
+             "    except OSError:\n        pass")
+    host.run("python3 -c %s", probe)
+
+
+def test_every_verify_line_passes_on_the_lab_after_the_traffic():
+    rc, out = verify("-e", "lab_verify_timeout=60", "-e", "lab_verify_poll=5")
+    assert rc == 0, out[-3000:]
+    for check in CHECKS:
+        assert line(out, check)[0], line(out, check)
+
+
+def test_a_stopped_agent_fails_the_host_line_then_reports_again(host):
+    host.run_test("systemctl stop datadog-agent")
+    try:
+        since = time.time() + 1
+        time.sleep(1.5)
+        rc, out = narrowed(["host"], since)
+        passed, text = line(out, "host")
+        assert rc != 0 and not passed and "systemctl status datadog-agent" in text, text
+    finally:
+        host.run_test("systemctl start datadog-agent")
+    rc, out = narrowed(["host"], time.time() - 1, timeout=30)
+    assert rc == 0, out[-2000:]
+
+
+def test_a_stopped_database_fails_the_postgres_line(host):
+    host.run_test("systemctl stop postgresql")
+    try:
+        since = time.time()
+        rc, out = narrowed(["postgres"], since)
+        passed, text = line(out, "postgres")
+        assert rc != 0 and not passed and "systemctl status postgresql" in text, text
+    finally:
+        host.run_test("systemctl start postgresql")
+
+
+def test_a_stopped_app_fails_the_apm_line_then_passes_again_after_requests(host, lab):
+    service = lab["flask_app_service_name"]
+    host.run_test("systemctl stop %s", service)
+    try:
+        # Trace stats are points at the end of 10 s buckets: count only buckets that end after the stop.
+        since = math.ceil(time.time() / 10) * 10 + 0.5
+        time.sleep(max(0, since - time.time()))
+        get_routes(host, lab)
+        rc, out = narrowed(["apm"], since)
+        passed, text = line(out, "apm")
+        assert rc != 0 and not passed and "systemctl status %s" % service in text, text
+    finally:
+        host.run_test("systemctl start %s", service)
+    since = time.time()
+    deadline = time.monotonic() + 30
+    while host.run("systemctl is-active %s", service).stdout.strip() != "active" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(2)  # gunicorn's workers are up
+    get_routes(host, lab)
+    rc, out = narrowed(["apm"], since, timeout=40, poll=4)
+    assert rc == 0, out[-2000:]
