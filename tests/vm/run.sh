@@ -186,9 +186,11 @@ verify() {
   # (the reload phase checks the same here), check mode at -vvv (the re-provision below runs at
   # -vvv and must print no secret either), the traffic timer (the same role on any host), and the
   # table kept across a converge (a container run of site.yml; the re-provision converges the VM).
+  # Not yet here: verify's end-to-end lines (test_verify.py), whose agent -> fake intake path is the
+  # container scenario's exec relay; the VM's agent can't reach the fake API yet (issue 14).
   # (--deselect takes node ids as pytest prints them: relative to the repo.)
   local t=molecule/default/tests/test_lab.py::
-  testinfra "$scenario/tests" "$lab_vm_dir/test_vm.py" \
+  testinfra "$scenario/tests" "$lab_vm_dir/test_vm.py" --ignore "$scenario/tests/test_verify.py" \
     --deselect "${t}test_every_service_comes_back_after_a_container_restart" \
     --deselect "${t}test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret" \
     --deselect "${t}test_the_optional_traffic_timer_runs_rounds_and_turns_off_again" \
