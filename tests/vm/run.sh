@@ -163,9 +163,9 @@ traffic() {
   LAB_PLAYBOOK=playbooks/traffic.yml vagrant_ provision
 }
 
-# testinfra over SSH with `vagrant ssh-config`; Ansible (the suite's `lab` fixture and its check-mode
-# run) reaches the VM through the same config, with the scenario's host_vars.
-testinfra() {  # pytest args...
+# An inventory and SSH config for the VM as `vagrant ssh-config` describes it, with the scenario's
+# host_vars, under .build/vm/run/testinfra; prints the directory.
+vm_inventory() {
   local dir=$lab_run/testinfra
   mkdir -p "$dir/inventory/host_vars"
   vagrant_ ssh-config --host lab >"$dir/ssh-config"
@@ -173,6 +173,30 @@ testinfra() {  # pytest args...
   ln -sfn "$lab_repo/inventory/group_vars" "$dir/inventory/group_vars"
   ln -sfn "$scenario/host_vars/lab-default.yml" "$dir/inventory/host_vars/lab.yml"
   ln -sfn "$scenario/host_vars/localhost.yml" "$dir/inventory/host_vars/localhost.yml"
+  echo "$dir"
+}
+
+# The agent in the VM sends to the fake API's intake, as in the container scenario: the same
+# molecule/default/intake.yml writes the agent units' environment (the guest's 127.0.0.1:PORT),
+# and an SSH reverse tunnel, in place of the container's exec relay, carries that port to the
+# fake API on the namespace's loopback (teardown.sh ends it with every process in the namespace).
+intake() {
+  local dir
+  dir=$(vm_inventory)
+  ANSIBLE_SSH_ARGS="-F $dir/ssh-config -o ControlMaster=auto -o ControlPersist=60s" \
+    "$lab_vm_dir/in-netns.sh" ansible-playbook -i "$dir/inventory" --limit lab --become \
+    "$scenario/intake.yml" 2>&1 | tee -a "$log"
+  [ "${PIPESTATUS[0]}" = 0 ] || return 1
+  "$lab_vm_dir/in-netns.sh" ssh -F "$dir/ssh-config" -f -N -o ExitOnForwardFailure=yes \
+    -o ServerAliveInterval=15 -R "127.0.0.1:$fake_api_port:127.0.0.1:$fake_api_port" lab
+  vagrant_ ssh -c 'sudo systemctl restart datadog-agent'
+}
+
+# testinfra over SSH with `vagrant ssh-config`; Ansible (the suite's `lab` fixture and its check-mode
+# run, verify.yml) reaches the VM through the same config, with the scenario's host_vars.
+testinfra() {  # pytest args...
+  local dir
+  dir=$(vm_inventory)
   # The suite's check-mode test finds the inventory and the project the way it does under Molecule.
   MOLECULE_EPHEMERAL_DIRECTORY=$dir MOLECULE_PROJECT_DIRECTORY=$lab_repo \
     ANSIBLE_SSH_ARGS="-F $dir/ssh-config -o ControlMaster=auto -o ControlPersist=60s" \
@@ -186,11 +210,9 @@ verify() {
   # (the reload phase checks the same here), check mode at -vvv (the re-provision below runs at
   # -vvv and must print no secret either), the traffic timer (the same role on any host), and the
   # table kept across a converge (a container run of site.yml; the re-provision converges the VM).
-  # Not yet here: verify's end-to-end lines (test_verify.py), whose agent -> fake intake path is the
-  # container scenario's exec relay; the VM's agent can't reach the fake API yet (issue 14).
   # (--deselect takes node ids as pytest prints them: relative to the repo.)
   local t=molecule/default/tests/test_lab.py::
-  testinfra "$scenario/tests" "$lab_vm_dir/test_vm.py" --ignore "$scenario/tests/test_verify.py" \
+  testinfra "$scenario/tests" "$lab_vm_dir/test_vm.py" \
     --deselect "${t}test_every_service_comes_back_after_a_container_restart" \
     --deselect "${t}test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret" \
     --deselect "${t}test_the_optional_traffic_timer_runs_rounds_and_turns_off_again" \
@@ -210,6 +232,8 @@ no_secret_in() {
 reprovision() {
   LAB_ANSIBLE_VERBOSE=vvv vagrant_ provision >"$lab_run/reprovision.log" || return 1
   recap_unchanged "$lab_run/reprovision.log"
+  # Each "<host> SSH: EXEC" line of the connection at -vvv is one remote execution.
+  lab_log "reprovision: $(grep -cE '^<[^>]+> (SSH: )?EXEC' "$lab_run/reprovision.log") remote executions" | tee -a "$log"
   no_secret_in "$lab_run/reprovision.log"
 }
 
@@ -225,9 +249,23 @@ reload() {
   testinfra "$lab_vm_dir/test_vm.py"
 }
 
+# How many dashboards, monitors and downtimes the fake Datadog API holds, e.g. "2 1 2".
+fake_resources() {
+  "$lab_vm_dir/in-netns.sh" python3 -c 'import json, sys, urllib.request
+state = json.load(urllib.request.urlopen("http://127.0.0.1:%s/fake/state" % sys.argv[1], timeout=10))
+print(*(len(state[k]) for k in ("dashboards", "monitors", "downtimes")))' "$fake_api_port"
+}
+
+# The Vagrantfile's before-destroy trigger removes what the lab made in Datadog (keys are set here).
 destroy() {
+  local before
+  before=$(fake_resources)
+  [ "$before" != "0 0 0" ] || { echo "the fake Datadog API holds none of the lab's resources before destroy" >&2; return 1; }
   vagrant_ destroy -f
   [ -z "$(virsh list --all --name | sed '/^$/d')" ] || { echo "a domain is left after destroy" >&2; return 1; }
+  [ "$(fake_resources)" = "0 0 0" ] \
+    || { echo "destroy left resources in the fake Datadog API: $(fake_resources) (before: $before)" >&2; return 1; }
+  lab_log "destroy: the trigger removed the lab's dashboards, monitors and downtimes ($before before)"
 }
 
 # The box's name follows its recipe (build-box.sh writes it); `box` builds it when missing.
@@ -249,6 +287,7 @@ phase up up
 provision_took=$(cat "$lab_run/provision.took")
 times[-1]="up (to the provisioner)	$(( $(cut -f2 <<<"${times[-1]}") - provision_took ))	ok"
 times+=("provision (site.yml, in up)	$provision_took	ok")
+phase intake intake
 phase traffic traffic
 phase verify verify
 phase reprovision reprovision

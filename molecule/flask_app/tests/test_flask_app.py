@@ -6,7 +6,9 @@ trace checks read what the agent stand-in (tests/doubles/agent_standin) records 
 """
 
 import json
+import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -267,3 +269,40 @@ def test_killed_app_is_restarted_by_systemd_within_10_s(host, app):
         time.sleep(0.25)
     assert answer == (200, ROUTES["/"][0]), "the app did not answer again within 10 s of kill -9"
     assert host.service(unit).is_running
+
+
+def test_a_rerun_puts_back_a_changed_module_unit_mode_and_missing_pin_and_restarts_the_app(host, app):
+    """The rerun reads the host in three probes and writes only what differs (issue 13): here a
+    module's content, the unit's mode and a pinned package removed from the venv."""
+    unit, root = app["service_name"], Path(__file__).resolve().parents[3]
+    module = f"{app['dir']}/app/lab_app/app.py"
+    unit_file = f"/etc/systemd/system/{unit}.service"
+    venv_python = f"{app['dir']}/venv/bin/python"
+    old_pid = show(host, unit, "MainPID")
+    host.run_test("echo '# changed by hand' >> %s", module)
+    host.run_test("chmod 0600 %s", unit_file)
+    host.run_test("%s -m pip uninstall -q -y blinker", venv_python)
+
+    res = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.host,
+         str(root / "playbooks" / "app.yml")],
+        capture_output=True, text=True, check=False,
+        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-3000:]
+    tasks = {chunk.split("]", 1)[0]: chunk for chunk in out.split("TASK [")[1:]}
+    deployed = tasks["flask_app : App package is deployed"]
+    assert "changed: " in deployed and "app.py" in deployed and "wsgi.py" not in deployed, deployed
+    assert "changed: " in tasks["flask_app : Systemd unit runs gunicorn under ddtrace-run, sandboxed"]
+    assert "changed: " in tasks["flask_app : Venv holds the pinned versions of Flask, ddtrace, gunicorn and their dependencies"]
+
+    assert host.file(module).content_string == (root / "roles/flask_app/files/lab_app/app.py").read_text()
+    assert host.file(unit_file).mode == 0o644
+    pins = (root / "roles/flask_app/files/requirements.txt").read_text()
+    blinker = re.search(r"^blinker==(\S+)$", pins, re.MULTILINE).group(1)
+    assert host.check_output("%s -m pip show blinker", venv_python).splitlines()[1] == f"Version: {blinker}"
+    assert show(host, unit, "MainPID") not in ("0", old_pid), "the app was not restarted"
+    deadline = time.monotonic() + 30
+    while get(host, app["port"], "/")[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert get(host, app["port"], "/") == (200, ROUTES["/"][0])
