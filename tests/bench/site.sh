@@ -20,7 +20,7 @@ api_dir=$(mktemp -d)
 python3 tests/doubles/fake_datadog_api/server.py --port "$(value $scenario/host_vars/localhost.yml lab_fake_api_port)" \
   --state "$api_dir/state.json" >"$api_dir/log" 2>&1 &
 api=$!
-trap 'kill $api 2>/dev/null; rm -rf "$api_dir"' EXIT
+trap 'kill $api 2>/dev/null; wait $api 2>/dev/null; rm -rf "$api_dir"' EXIT
 until grep -q listening "$api_dir/log"; do kill -0 $api || { cat "$api_dir/log" >&2; exit 1; }; sleep 0.2; done
 
 # The packages site.yml installs (the postgresql, datadog and flask_app roles), and the app's pins.

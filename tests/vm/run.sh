@@ -74,10 +74,11 @@ finish() {
 }
 trap finish EXIT
 
-# Runs vagrant in the namespace, output to the terminal and the log without progress bars.
+# Runs vagrant in the namespace, output to the terminal and the log without progress bars (sed, not
+# grep -v, which fails the pipeline when a command prints nothing).
 vagrant_() {
   PATH=$lab_bare_path "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
-    | sed -u -e 's/\r/\n/g' -e 's/\x1b\[K/\n/g' | grep --line-buffered -v -e '^Progress: ' -e '^$' | tee -a "$log"
+    | sed -u -e 's/\r/\n/g' -e 's/\x1b\[K/\n/g' | sed -u -e '/^Progress: /d' -e '/^$/d' | tee -a "$log"
   return "${PIPESTATUS[0]}"
 }
 
