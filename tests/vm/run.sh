@@ -250,11 +250,13 @@ reload() {
   testinfra "$lab_vm_dir/test_vm.py"
 }
 
-# How many dashboards, monitors and downtimes the fake Datadog API holds, e.g. "2 1 2".
+# How many dashboards, monitors and downtimes the fake Datadog API holds, e.g. "2 1 2" (a deleted
+# downtime stays, canceled, as in Datadog: only those not canceled count).
 fake_resources() {
   "$lab_vm_dir/in-netns.sh" python3 -c 'import json, sys, urllib.request
 state = json.load(urllib.request.urlopen("http://127.0.0.1:%s/fake/state" % sys.argv[1], timeout=10))
-print(*(len(state[k]) for k in ("dashboards", "monitors", "downtimes")))' "$fake_api_port"
+live = [d for d in state["downtimes"].values() if d["attributes"]["status"] != "canceled"]
+print(len(state["dashboards"]), len(state["monitors"]), len(live))' "$fake_api_port"
 }
 
 # The Vagrantfile's before-destroy trigger removes what the lab made in Datadog (keys are set here).
