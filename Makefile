@@ -22,12 +22,12 @@ SECOND_IMAGE ?= datadog-lab/debian:13
 # scenarios (tests/harness/test.sh); VM_TEST=0 leaves it out.
 VM_TEST ?= 1
 
-.PHONY: help test setup venv venv-2.16 engine images host-tools standin bionic-inputs lint lint-2.16 unit clean test-vm
+.PHONY: help test setup venv venv-2.16 engine images host-tools standin bionic-inputs lint vagrant-validate lint-2.16 unit clean test-vm
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-test: ## everything CI runs: setup, lint, unit tests, every Molecule scenario, the VM test
+test: ## everything CI runs: setup, lint, vagrant validate, unit tests, every Molecule scenario, the VM test
 	@$(STEP) setup $(MAKE) --no-print-directory setup
 	@$(STEP) standin $(MAKE) --no-print-directory standin
 	@$(if $(SCENARIOS_216),$(STEP) bionic-inputs $(MAKE) --no-print-directory bionic-inputs)
@@ -64,12 +64,14 @@ bionic-inputs: ## the bionic scenario's Python 3.6 and 3.8 (from pyenv builds) a
 	@tests/harness/pythons.sh
 	@tests/harness/pg10/build.sh
 
-lint: venv ## yamllint, ansible-lint (production profile, offline), vagrant validate
+lint: venv ## yamllint, ansible-lint (production profile, offline), the playbooks' syntax check; installs no host package
 	yamllint --strict .
 	ansible-lint --offline --profile production
 	ansible-playbook --syntax-check site.yml playbooks/*.yml
-	@tests/vm/host-setup.sh vagrant vagrant-libvirt  # Debian's vagrant, installed when missing
-	VAGRANT_HOME=$(CURDIR)/.build/vagrant.d VAGRANT_DOTFILE_PATH=$(CURDIR)/.build/dot-vagrant-lint \
+
+vagrant-validate: ## vagrant validate of the Vagrantfile (libvirt provider), with the vagrant that `make host-tools` installs
+	@command -v vagrant >/dev/null || { echo "vagrant-validate: no vagrant (run make host-tools)" >&2; exit 1; }
+	VAGRANT_HOME=$(CURDIR)/.build/vagrant.d VAGRANT_DOTFILE_PATH=$(CURDIR)/.build/dot-vagrant-validate \
 	  VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
 
 lint-2.16: venv-2.16 ## ansible-lint and the playbooks' syntax check under the ansible-core 2.16 lane

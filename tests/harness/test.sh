@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command's checks, after `make setup standin` (the Makefile's `test` target runs this):
-# lint (under both ansible-core lanes), unit tests, every Molecule scenario, the whole lab again on
-# SECOND_IMAGE, the scenarios of the 2.16 lane (bionic) with its tools venv, and the VM test.
+# lint (under both ansible-core lanes), vagrant validate (with the vagrant that setup's host-tools
+# installed), unit tests, every Molecule scenario, the whole lab again on SECOND_IMAGE, the
+# scenarios of the 2.16 lane (bionic) with its tools venv, and the VM test.
 # The VM test spends most of its time waiting on an emulated guest (one core), so it runs in the
 # background beside the others; its log is .build/vm/test.log, and its phase times are printed at
 # the end. If a foreground step fails, the VM test is stopped and torn down.
@@ -28,6 +29,7 @@ fi
 
 $step lint make --no-print-directory lint
 $step "lint (ansible-core 2.16)" make --no-print-directory lint-2.16
+$step "vagrant validate" make --no-print-directory vagrant-validate
 $step unit make --no-print-directory unit
 for s in ${SCENARIOS:-}; do $step "molecule $s" molecule test -s "$s"; done
 if [ -n "${SECOND_IMAGE:-}" ]; then

@@ -1,10 +1,12 @@
-"""Conventions of the roles' task files that a converge can't always show: each check reads the YAML itself."""
+"""Conventions of the roles' files that a converge can't always show: each check reads the YAML itself."""
 from pathlib import Path
 
 import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+ROLES = sorted(p.parent.parent for p in REPO.glob("roles/*/meta/argument_specs.yml")
+               if (p.parent.parent / "defaults/main.yml").is_file())
 TASK_FILES = sorted(REPO.glob("roles/*/tasks/*.yml")) + sorted(REPO.glob("roles/*/handlers/*.yml"))
 # Everything the lab ships or documents (not the tools' folders).
 SHIPPED = [p for p in REPO.rglob("*") if p.is_file() and p.suffix in (".yml", ".yaml", ".md", ".py", ".j2", ".sh", "")
@@ -41,3 +43,33 @@ def test_a_name_the_official_role_deprecated_is_not_used(old_name):
     offenders = [str(p.relative_to(REPO)) for p in SHIPPED
                  if p.name != Path(__file__).name and old_name in p.read_text(errors="replace")]
     assert offenders == []
+
+
+def test_the_roles_have_defaults_and_specs_to_compare():
+    assert {"datadog", "postgresql", "flask_app", "traffic", "datadog_resources", "lab_verify"} <= {r.name for r in ROLES}
+
+
+@pytest.mark.parametrize("role", ROLES, ids=lambda r: r.name)
+def test_defaults_and_argument_specs_name_the_same_variables(role):
+    """defaults/main.yml and every entry point of meta/argument_specs.yml name the same variables.
+
+    A variable in defaults but in no spec escapes the input check and the README's variable table;
+    an option in a spec but not in defaults is undefined when nobody sets it. The one exception is
+    an option with `required: true`: the caller must give it (the lab does, from its inventory), so
+    it has no default, and a default for it would make `required` meaningless. An option that is not
+    required but has no `default:` in its spec still needs one in defaults/main.yml: the keys are
+    such options, their defaults read secrets, which a spec would print with a rejected argument.
+    Every entry point counts (`assert` is an alias of `main` today, but need not stay one).
+    """
+    defaults = set(yaml.safe_load((role / "defaults/main.yml").read_text()) or {})
+    specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
+    problems = []
+    for entry_point, spec in specs.items():
+        options = spec.get("options") or {}
+        required = {name for name, option in options.items() if option.get("required")}
+        for what, names in [("in defaults/main.yml, not in the spec", defaults - set(options)),
+                            ("in the spec, not required, not in defaults/main.yml", set(options) - required - defaults),
+                            ("required by the spec, yet in defaults/main.yml", required & defaults)]:
+            if names:
+                problems.append(f"role {role.name}, entry point {entry_point}: {what}: {', '.join(sorted(names))}")
+    assert not problems, "\n".join(problems)

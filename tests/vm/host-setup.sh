@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the VM test needs on the host, from Debian's archive only: vagrant with its
 # libvirt plugin, libvirt's daemons, QEMU, and the box builder's tools. Quiet when all is there.
-# Usage: host-setup.sh [PACKAGE...]   (default: all of them; `make lint` asks for vagrant only)
+# Usage: host-setup.sh [PACKAGE...]   (default: all of them: `make host-tools`, the VM test)
 set -euo pipefail
 
 packages=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients

@@ -45,7 +45,7 @@ EXAMPLES = r"""
     api_url: https://api.datadoghq.com
     api_key: "{{ lookup('ansible.builtin.env', 'DD_API_KEY') }}"
     app_key: "{{ lookup('ansible.builtin.env', 'DD_APP_KEY') }}"
-    managed_by: ansible-datadog-resources
+    managed_by: "{{ datadog_resources_managed_by }}"
     monitors: "{{ my_monitors }}"
   no_log: true
 """

@@ -64,7 +64,7 @@ EXAMPLES = r"""
     env: "{{ lab_env }}"
     routes: [GET /]
     logs: true
-    managed_by: ansible-datadog-resources
+    managed_by: "{{ lab_managed_by }}"
     expected: {dashboards: 2, monitors: 1, downtimes: 2}
     since: "{{ now(utc=true).timestamp() - 900 }}"
 """

@@ -21,8 +21,13 @@ pythons=${STANDIN_PYTHONS:-3.11 3.13}
 arch=amd64
 requirements="$here/requirements.txt"
 
-version=$(sed -n 's/^datadog_agent_version: *"\{0,1\}\([0-9][0-9.]*\)"\{0,1\} *$/\1/p' "$root/roles/datadog/defaults/main.yml")
-[ -n "$version" ] || { echo "standin: no datadog_agent_version in roles/datadog/defaults/main.yml" >&2; exit 1; }
+# The pinned version, read with the repo's YAML reader (yaml-value fails on a missing key).
+version=$("$root/tests/harness/yaml-value" "$root/roles/datadog/defaults/main.yml" datadog_agent_version 2>/dev/null) \
+  || version=
+[[ $version =~ ^[0-9]+(\.[0-9]+)+$ ]] || {
+  echo "standin: no datadog_agent_version (x.y.z) in roles/datadog/defaults/main.yml (got '$version')" >&2
+  exit 1
+}
 next_version=${version%.*}.$(( ${version##*.} + 1 ))
 
 stamp=$( { echo "$version $pythons $arch"; find "$here" -type f ! -name '*.pyc' -print0 | sort -z | xargs -0 sha256sum; } \
