@@ -24,6 +24,7 @@ options:
       - The files and directories the role wants, each C(path) and optionally C(checksum) (SHA-1 of
         the content, or C(-) for a directory), C(owner), C(group) and C(mode) (four octal digits).
       - A key left out is not compared, so C({path}) alone asks only whether the path exists.
+      - C(state=absent) asks for the path not to exist: it is outdated when it does.
     type: list
     elements: dict
     default: []
@@ -62,7 +63,8 @@ EXAMPLES = r"""
 RETURN = r"""
 packages: {description: Installed packages by name, each C(version) and dpkg's C(status) (e.g. ii, hi)., type: dict, returned: always}
 files: {description: Existing paths, each C(checksum) (- for a directory), C(owner), C(group), C(mode)., type: dict, returned: always}
-files_outdated: {description: The paths of I(files) that are missing or differ in a compared key., type: list, returned: always}
+files_outdated: {description: "The paths of I(files) that are missing, differ in a compared key, or exist though C(state=absent).", type: list,
+                 returned: always}
 units: {description: Per unit, C(load), C(active) and C(enabled) (LoadState, ActiveState, UnitFileState)., type: dict, returned: always}
 users: {description: Existing users, each C(group) (primary), C(groups) (supplementary), C(home), C(shell), C(comment)., type: dict, returned: always}
 groups: {description: Existing groups, each C(members)., type: dict, returned: always}
@@ -116,10 +118,12 @@ def read_files(wanted):
     found, outdated = {}, []
     for want in wanted:
         path = want["path"]
+        absent = want.get("state") == "absent"
         try:
             st = os.stat(path)
         except OSError:
-            outdated.append(path)
+            if not absent:
+                outdated.append(path)
             continue
         have = {
             "checksum": "-" if stat.S_ISDIR(st.st_mode) else sha1(path) if stat.S_ISREG(st.st_mode) else "?",
@@ -128,7 +132,7 @@ def read_files(wanted):
             "mode": "%04o" % stat.S_IMODE(st.st_mode),
         }
         found[path] = have
-        if any(str(want[key]) != have[key] for key in have if want.get(key) is not None):
+        if absent or any(str(want[key]) != have[key] for key in have if want.get(key) is not None):
             outdated.append(path)
     return found, outdated
 
@@ -201,9 +205,10 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    bad = [f for f in p["files"] if not isinstance(f.get("path"), str) or not f["path"].startswith("/")]
+    bad = [f for f in p["files"] if not isinstance(f.get("path"), str) or not f["path"].startswith("/")
+           or f.get("state", "present") not in ("present", "absent")]
     if bad:
-        module.fail_json(msg="files: each item needs an absolute path, got %s" % bad)
+        module.fail_json(msg="files: each item needs an absolute path, and a state of present or absent if any; got %s" % bad)
     files, outdated = read_files(p["files"])
     module.exit_json(
         changed=False,
