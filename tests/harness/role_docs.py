@@ -24,8 +24,10 @@ def role_tables():
     for spec_file in sorted(REPO.glob("roles/*/meta/argument_specs.yml")):
         role = spec_file.parts[-3]
         main = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]
-        out += [f"### `{role}`", "", main.get("short_description", ""), "",
-                "| variable | type | default | description |", "|---|---|---|---|"]
+        out += [f"### `{role}`", "", main.get("short_description", ""), ""]
+        if not main.get("options"):
+            continue
+        out += ["| variable | type | default | description |", "|---|---|---|---|"]
         for name, opt in main.get("options", {}).items():
             if opt.get("required"):
                 default = "**required**"

@@ -1,19 +1,15 @@
-"""Shared helpers of the datadog_resources tests: the role's Python code loaded as Ansible loads it, the fake API.
+"""Shared helpers of the datadog_resources tests: the fake Datadog API (conftest.py makes the role's Python importable).
 
 Not a test file (no test_ prefix): the test modules import it from this directory.
 """
 
-import importlib.util
 import json
 import sys
 import urllib.request
 from pathlib import Path
 
-sys.dont_write_bytecode = True  # keep __pycache__ out of the role's folders
-
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "datadog_resources"
-MODULE_UTILS = ("schema", "definitions", "client", "sync")  # in dependency order
 
 sys.path.insert(0, str(ROOT / "tests" / "doubles"))
 
@@ -21,29 +17,7 @@ from fake_datadog_api.app import DEFAULT_API_KEY, DEFAULT_APP_KEY, FakeDatadog  
 from fake_datadog_api.server import FakeDatadogServer  # noqa: E402
 
 __all__ = ["DEFAULT_API_KEY", "DEFAULT_APP_KEY", "FakeDatadog", "FakeDatadogServer", "ROOT", "ROLE",
-           "load_role_python", "control", "start_fake"]
-
-
-def load_role_python():
-    """Import the role's module_utils as ansible.module_utils.datadog_resources_*, and its modules.
-
-    Returns a dict: short name ("schema", "definitions", "client", "sync", "apply") -> module.
-    """
-    loaded = {}
-    for short in MODULE_UTILS:
-        name = "ansible.module_utils.datadog_resources_%s" % short
-        loaded[short] = sys.modules.get(name) or _load(name, ROLE / "module_utils" / ("datadog_resources_%s.py" % short))
-    name = "datadog_resources_apply"
-    loaded["apply"] = sys.modules.get(name) or _load(name, ROLE / "library" / ("%s.py" % name))
-    return loaded
-
-
-def _load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+           "control", "start_fake"]
 
 
 def start_fake(**kwargs):

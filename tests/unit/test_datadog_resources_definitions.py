@@ -5,9 +5,9 @@ import re
 
 import pytest
 import yaml
-from datadog_resources_support import ROLE, load_role_python
+from ansible.module_utils.datadog_resources import definitions
+from datadog_resources_support import ROLE
 
-CODE = load_role_python()
 VALUES = {"datadog_resources_host": "host-a", "datadog_resources_service": "svc", "datadog_resources_env": "env-a",
           "datadog_resources_database": "db", "datadog_resources_table": "tbl",
           "datadog_resources_notify_handle": "@someone", "datadog_resources_my_metric_critical": 800,
@@ -23,7 +23,7 @@ def shipped(kind):
 
 
 def check(dashboards=(), monitors=(), downtimes=(), managed_by="lab"):
-    return CODE["definitions"].check_definitions(list(dashboards), list(monitors), list(downtimes), managed_by)
+    return definitions.check_definitions(list(dashboards), list(monitors), list(downtimes), managed_by)
 
 
 def test_shipped_definitions_are_valid():
@@ -130,7 +130,6 @@ def test_downtime_problems():
 
 
 def test_labels_name_the_file_and_managed_by_must_be_a_tag():
-    definitions = CODE["definitions"]
     problems = definitions.check_definitions(bad_dashboard(("layout_type",), "grid"), [], [], "lab",
                                              {"dashboards": ["dashboards/api_timeboard.yml"]})
     assert problems[0].startswith("dashboards/api_timeboard.yml (dashboards[0]): layout_type:")
@@ -138,7 +137,6 @@ def test_labels_name_the_file_and_managed_by_must_be_a_tag():
 
 
 def test_marks_on_the_bodies():
-    definitions = CODE["definitions"]
     (dashboard,) = shipped("dashboards")[:1]
     body = definitions.dashboard_body(dashboard, "lab")
     assert body["description"].endswith("\n\n[managed-by:lab]") and "managed-by" not in dashboard["description"]

@@ -1,16 +1,14 @@
-"""The role's API code (module_utils client + sync, and the two modules) against the fake Datadog API in-process."""
+"""The role's API code (module_utils client + sync, and the module) against the fake Datadog API in-process."""
 
 import json
 
+import datadog_resources_apply
 import pytest
+from ansible.module_utils.datadog_resources import definitions, sync
+from ansible.module_utils.datadog_resources.client import DatadogClient, DatadogError
+from ansible.module_utils.datadog_resources.sync import Sync, differences
 from ansible.module_utils.testing import patch_module_args
-from datadog_resources_support import DEFAULT_API_KEY, DEFAULT_APP_KEY, load_role_python, start_fake
-
-CODE = load_role_python()
-DatadogClient = CODE["client"].DatadogClient
-DatadogError = CODE["client"].DatadogError
-Sync = CODE["sync"].Sync
-differences = CODE["sync"].differences
+from datadog_resources_support import DEFAULT_API_KEY, DEFAULT_APP_KEY, start_fake
 
 DASHBOARD = {"title": "Board", "layout_type": "ordered", "description": "mine",
              "widgets": [{"definition": {"type": "timeseries", "title": "W", "requests": [{"q": "avg:m{*}"}]}}]}
@@ -102,10 +100,10 @@ def test_only_what_differs_is_updated_and_reported(server):
     assert results[0]["changes"] == [{"path": "options.thresholds.warning", "before": 500, "after": 600}]
     (monitor_id,) = server.fake.state["monitors"]
     assert writes(server) == [("PUT", "/api/v1/monitor/" + monitor_id)]
-    report = CODE["sync"].report(results, check_mode=True)
+    report = sync.report(results, check_mode=True)
     assert report == ["would update monitor 'High' (id %s)" % monitor_id, "  options.thresholds.warning: 500 -> 600"]
     long_before, long_after = "x" * 100 + " threshold of 500, then more text", "x" * 100 + " threshold of 600, then more"
-    (line,) = CODE["sync"].report([dict(results[0], changes=[
+    (line,) = sync.report([dict(results[0], changes=[
         {"path": "message", "before": long_before, "after": long_after}])], check_mode=False)[1:]
     assert line == '  message: ..."xxxxxx threshold of 500, then more text" -> ..."xxxxxx threshold of 600, then more"'
 
@@ -193,22 +191,22 @@ def test_a_400_is_not_retried_and_quotes_datadog(server):
     assert len(server.fake.requests) == 1
 
 
-# ---- the modules --------------------------------------------------------------------------------
+# ---- the module ----------------------------------------------------------------------------------
 
 
-def run_module(name, args, capsys, check_mode=False):
+def run_module(args, capsys, check_mode=False):
     if check_mode:
         args = dict(args, _ansible_check_mode=True)
     with patch_module_args(args), pytest.raises(SystemExit):
-        CODE[name].main()
+        datadog_resources_apply.main()
     return json.loads(capsys.readouterr().out)
 
 
 def test_apply_module_refuses_bad_definitions_before_any_request(server, capsys):
     bad = dict(DASHBOARD, widgets=[{"definition": {"type": "timeserie", "requests": [{"q": "x"}]}}])
-    result = run_module("apply", {"api_url": server.url, "api_key": DEFAULT_API_KEY, "app_key": DEFAULT_APP_KEY,
-                                  "managed_by": "lab", "dashboards": [bad], "monitors": [MONITOR],
-                                  "labels": {"dashboards": ["my/board.yml"]}}, capsys)
+    result = run_module({"api_url": server.url, "api_key": DEFAULT_API_KEY, "app_key": DEFAULT_APP_KEY,
+                         "managed_by": "lab", "dashboards": [bad], "monitors": [MONITOR],
+                         "labels": {"dashboards": ["my/board.yml"]}}, capsys)
     assert result["failed"] and "nothing was sent" in result["msg"]
     assert 'my/board.yml (dashboards[0]): widgets[0].definition.type: unknown type "timeserie"' in result["msg"]
     assert server.fake.requests == []
@@ -217,17 +215,17 @@ def test_apply_module_refuses_bad_definitions_before_any_request(server, capsys)
 def test_apply_module_masks_keys_and_checks_before_any_request(server, capsys):
     args = {"api_url": server.url, "api_key": DEFAULT_API_KEY, "app_key": DEFAULT_APP_KEY, "managed_by": "lab",
             "dashboards": [DASHBOARD], "monitors": [MONITOR], "downtimes": [DOWNTIME]}
-    result = run_module("apply", args, capsys, check_mode=True)
+    result = run_module(args, capsys, check_mode=True)
     assert result["changed"] and result["report"][0] == "would create monitor 'High'"
     assert server.fake.state["monitors"] == {}
-    result = run_module("apply", dict(args, app_key=""), capsys)
+    result = run_module(dict(args, app_key=""), capsys)
     assert result["failed"] and "No Datadog application key: set DD_APP_KEY" in result["msg"]
-    result = run_module("apply", dict(args, app_key="bad-app-key-value-123"), capsys)
+    result = run_module(dict(args, app_key="bad-app-key-value-123"), capsys)
     assert "check the application key" in result["msg"]
     output = json.dumps(result)
     assert DEFAULT_API_KEY not in output and "bad-app-key-value-123" not in output
     requests_before = len(server.fake.requests)
-    result = run_module("apply", dict(args, monitors=[dict(MONITOR, type="metric")]), capsys)
+    result = run_module(dict(args, monitors=[dict(MONITOR, type="metric")]), capsys)
     assert result["failed"] and 'type: "metric" is not allowed' in result["msg"]
     assert len(server.fake.requests) == requests_before
 
@@ -255,7 +253,7 @@ def test_a_default_datadog_adds_equals_leaving_it_out():
 
 
 def test_a_recurrence_start_on_the_same_series_is_the_same_start():
-    same_cadence = CODE["definitions"].same_cadence
+    same_cadence = definitions.same_cadence
     rule = "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH"
     assert same_cadence(rule, "2030-01-06T19:00:00", "2030-02-04T19:00:00")  # a Sunday, a Monday weeks later
     assert not same_cadence(rule, "2030-01-06T19:00:00", "2030-02-04T20:00:00")  # another hour
@@ -264,7 +262,7 @@ def test_a_recurrence_start_on_the_same_series_is_the_same_start():
 
 def test_the_start_sent_is_the_next_occurrence_in_the_schedules_timezone():
     import datetime
-    nxt = CODE["definitions"].next_recurrence_start
+    nxt = definitions.next_recurrence_start
     monday_noon = datetime.datetime(2030, 1, 7, 12, 0)
     assert nxt("FREQ=WEEKLY;BYDAY=FR", "19:00", "Europe/Paris", now=monday_noon) == "2030-01-11T19:00:00"
     assert nxt("FREQ=WEEKLY;BYDAY=MO", "19:00", "UTC", now=monday_noon) == "2030-01-07T19:00:00"

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import jinja2
 import pytest
 import yaml
+from ansible.module_utils.datadog_resources.definitions import next_recurrence_start
 from dateutil.rrule import rrulestr
-from datadog_resources_support import ROLE, load_role_python
+from datadog_resources_support import ROLE
 
-DEFINITIONS = load_role_python()["definitions"]
 FILES = sorted((ROLE / "templates/downtimes").glob("*.yml"))
 UTC = datetime.timezone.utc
 SLOT = datetime.timedelta(minutes=15)
@@ -50,7 +50,7 @@ def windows(timezone, since, until, wall_clock):
         assert schedule["timezone"] == timezone
         for recurrence in schedule["recurrences"]:
             now = (since - datetime.timedelta(days=8)).astimezone(zone).replace(tzinfo=None)
-            start = DEFINITIONS.next_recurrence_start(recurrence["rrule"], recurrence["start"], timezone, now=now)
+            start = next_recurrence_start(recurrence["rrule"], recurrence["start"], timezone, now=now)
             length = duration(recurrence["duration"])
             rule = rrulestr(recurrence["rrule"], dtstart=datetime.datetime.fromisoformat(start))
             local_until = until.astimezone(zone).replace(tzinfo=None)

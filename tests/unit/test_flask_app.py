@@ -1,4 +1,4 @@
-"""The lab's Flask app (roles/flask_app/files/lab_app): bodies, root-span tags, log correlation.
+"""The lab's Flask app (roles/flask_app/files/lab_app.py): bodies, root-span tags, log correlation.
 
 ddtrace instruments Flask here as ddtrace-run does on the host; a trace filter keeps every
 finished trace in memory and drops it, so nothing is sent to an agent.
@@ -23,8 +23,7 @@ from ddtrace.trace import TraceFilter, tracer  # noqa: E402
 
 patch(flask=True, logging=True)
 
-from lab_app import create_app  # noqa: E402
-from lab_app.logs import make_handler  # noqa: E402
+from lab_app import create_app, make_handler  # noqa: E402
 
 ROUTES = {
     "/": ("Entrypoint to the Application", "from_entry_route"),

@@ -66,7 +66,7 @@ def feed(fake, parts=("host", "my_metric", "postgres", "apm", "logs", "resources
         payload = msgpack.packb(forwarder.stats_payload(spans, host))
         assert post(fake, "/api/v0.2/stats", payload, "application/msgpack")[0] == 202
     if "logs" in parts:
-        line = ("INFO [lab_app.app] [dd.service=%s dd.env=%s dd.version=1 dd.trace_id=123456789 dd.span_id=42] "
+        line = ("INFO [lab_app] [dd.service=%s dd.env=%s dd.version=1 dd.trace_id=123456789 dd.span_id=42] "
                 "/api/apm answered" % (LAB["lab_service"], LAB["lab_env"]))
         item = {"message": line, "ddsource": "python", "service": LAB["lab_service"], "hostname": host, "ddtags": ""}
         assert post(fake, "/api/v2/logs", [item])[0] == 202

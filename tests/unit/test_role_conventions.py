@@ -28,6 +28,25 @@ def test_a_package_list_refresh_never_reports_changed():
     assert offenders == []
 
 
+def test_every_package_list_refresh_is_the_same_task():
+    """One pattern, so the copies can't drift: the same name, module arguments and conditions (but the role's prefix)."""
+    refreshes = [(path, task) for path, task in tasks()
+                 for args in [task.get("ansible.builtin.apt")] if isinstance(args, dict) and "name" not in args
+                 and args.get("update_cache")]
+    assert len(refreshes) == 3, refreshes
+    shapes = {yaml.safe_dump({k: v for k, v in task.items() if k != "when"})
+              + str(task.get("when")).replace(path.parts[1], "ROLE") for path, task in refreshes}
+    assert len(shapes) == 1, shapes
+
+
+def test_set_fact_only_records_what_is_read_once():
+    """Derived values are lazy vars in vars/main.yml; the host's state is what the probes register. The one
+    set_fact left reads the Datadog definitions from their files once, where a template error can be seen."""
+    facts = [f"{path}: {task['name']}" for path, task in tasks() if "ansible.builtin.set_fact" in task]
+    assert facts == ["roles/datadog_resources/tasks/definitions.yml: "
+                     "Definitions are read from their files, with the inventory's values filled in"]
+
+
 def test_postgresql_modules_get_login_port_not_the_deprecated_port_alias():
     uses = [(path, task) for path, task in tasks()
             if any(key.startswith("community.postgresql.") for key in task)]

@@ -91,7 +91,7 @@ def test_app_runs_as_its_unprivileged_system_user(host, app):
 
 
 def test_app_user_cannot_change_its_code_or_venv(host, app):
-    for path in (f"{app['dir']}/app/lab_app/app.py", f"{app['dir']}/venv/bin/gunicorn", f"{app['dir']}/app"):
+    for path in (f"{app['dir']}/app/lab_app.py", f"{app['dir']}/venv/bin/gunicorn", f"{app['dir']}/app"):
         res = host.run("runuser -u %s -- test -w %s", app["user"], path)
         assert res.rc != 0, f"{app['user']} can write {path}"
 
@@ -271,16 +271,21 @@ def test_killed_app_is_restarted_by_systemd_within_10_s(host, app):
     assert host.service(unit).is_running
 
 
-def test_a_rerun_puts_back_a_changed_module_unit_mode_and_missing_pin_and_restarts_the_app(host, app):
-    """The rerun reads the host in three probes and writes only what differs (issue 13): here a
-    module's content, the unit's mode and a pinned package removed from the venv."""
+def test_a_rerun_puts_back_what_was_changed_by_hand_and_restarts_the_app(host, app):
+    """The rerun reads the host in one probe (lab_probe) and changes only what differs (issue 13):
+    here the module's content, an earlier release's package directory beside it, the unit file's
+    mode, the unit disabled, the app user's shell and a pinned package removed from the venv."""
     unit, root = app["service_name"], Path(__file__).resolve().parents[3]
-    module = f"{app['dir']}/app/lab_app/app.py"
+    module = f"{app['dir']}/app/lab_app.py"
+    old_package = f"{app['dir']}/app/lab_app"
     unit_file = f"/etc/systemd/system/{unit}.service"
     venv_python = f"{app['dir']}/venv/bin/python"
     old_pid = show(host, unit, "MainPID")
     host.run_test("echo '# changed by hand' >> %s", module)
+    host.run_test("mkdir %s && touch %s/__init__.py", old_package, old_package)
     host.run_test("chmod 0600 %s", unit_file)
+    host.run_test("systemctl disable --quiet %s", unit)
+    host.run_test("usermod -s /bin/sh %s", app["user"])
     host.run_test("%s -m pip uninstall -q -y blinker", venv_python)
 
     res = subprocess.run(
@@ -291,13 +296,19 @@ def test_a_rerun_puts_back_a_changed_module_unit_mode_and_missing_pin_and_restar
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-3000:]
     tasks = {chunk.split("]", 1)[0]: chunk for chunk in out.split("TASK [")[1:]}
-    deployed = tasks["flask_app : App package is deployed"]
-    assert re.findall(r"^changed: .*\(item=(\S+)\)$", deployed, re.MULTILINE) == ["app.py"], deployed
-    assert "changed: " in tasks["flask_app : Systemd unit runs gunicorn under ddtrace-run, sandboxed"]
-    assert "changed: " in tasks["flask_app : Venv holds the pinned versions of Flask, ddtrace, gunicorn and their dependencies"]
+    for task in ("App module is deployed", "No package directory of an earlier release shadows the app module",
+                 "Systemd unit runs gunicorn under ddtrace-run, sandboxed", "App is running and starts at boot",
+                 "App runs as its own unprivileged system user without a login shell",
+                 "Venv holds the pinned versions of Flask, ddtrace, gunicorn and their dependencies"):
+        assert "changed: " in tasks[f"flask_app : {task}"], tasks.get(f"flask_app : {task}", out[-3000:])
+    for task in ("App group exists", "App directory and code directories exist", "Pinned requirements are recorded beside the venv"):
+        assert "changed: " not in tasks[f"flask_app : {task}"], tasks[f"flask_app : {task}"]
 
-    assert host.file(module).content_string == (root / "roles/flask_app/files/lab_app/app.py").read_text()
+    assert host.file(module).content_string == (root / "roles/flask_app/files/lab_app.py").read_text()
+    assert not host.file(old_package).exists
     assert host.file(unit_file).mode == 0o644
+    assert host.service(unit).is_enabled
+    assert host.user(app["user"]).shell == "/usr/sbin/nologin"
     pins = (root / "roles/flask_app/files/requirements.txt").read_text()
     blinker = re.search(r"^blinker==(\S+)$", pins, re.MULTILINE).group(1)
     assert host.check_output("%s -m pip show blinker", venv_python).splitlines()[1] == f"Version: {blinker}"

@@ -61,10 +61,10 @@ requests: {description: Number of HTTP requests made, retries included., type: i
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.datadog_resources_client import APP_KEY_SOURCES, API_KEY_SOURCES, DatadogClient, DatadogError
-from ansible.module_utils.datadog_resources_definitions import check_definitions
-from ansible.module_utils.datadog_resources_schema import HAS_DATADOG_API_CLIENT
-from ansible.module_utils.datadog_resources_sync import Sync, report
+from ansible.module_utils.datadog_resources.client import APP_KEY_SOURCES, API_KEY_SOURCES, DatadogClient, DatadogError
+from ansible.module_utils.datadog_resources.definitions import check_definitions
+from ansible.module_utils.datadog_resources.schema import HAS_DATADOG_API_CLIENT
+from ansible.module_utils.datadog_resources.sync import Sync, report
 
 SHOWN = 20
 

@@ -2,7 +2,7 @@
 """Make Datadog hold the defined dashboards, monitors and downtimes (or none of them), changing only what differs.
 
 An existing object is one with the definition's title/name and the role's mark (see
-datadog_resources_definitions). It is compared with the desired body key by key, in Datadog's
+definitions.py). It is compared with the desired body key by key, in Datadog's
 canonical forms: only the keys a definition sets count, so fields Datadog adds (ids of widgets,
 author, timestamps, current_downtime) are not drift; a key Datadog leaves out equals its default
 (DEFAULTS); numbers compare as numbers (Datadog answers 800 as 800.0); date-times compare by value
@@ -18,7 +18,7 @@ import datetime
 import json
 import re
 
-from ansible.module_utils.datadog_resources_definitions import (
+from ansible.module_utils.datadog_resources.definitions import (
     same_cadence,
     dashboard_body,
     dashboard_marker,

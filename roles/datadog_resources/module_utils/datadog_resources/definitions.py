@@ -29,7 +29,7 @@ try:  # a dependency of datadog-api-client
 except ImportError:
     rrulestr = None
 
-from ansible.module_utils.datadog_resources_schema import body_models, check_body
+from ansible.module_utils.datadog_resources.schema import body_models, check_body
 
 DOWNTIME_KEYS = ("name", "monitor", "attributes")
 PLACEHOLDER_MONITOR_ID = 1
