@@ -9,8 +9,9 @@
 # Environment: BENCH_DOCKER_ARGS (extra `docker run` arguments, e.g. a mounted apt repository),
 # BENCH_FLOOR_PREP (shell run in the floor's container before the clock starts, e.g. an apt
 # source), BENCH_HOST_VARS and BENCH_LOCALHOST_VARS (host_vars files for the container's host,
-# `lab`, and for the controller), BENCH_ANSIBLE_ARGS, BENCH_CONNECTION (default
-# community.docker.docker, Molecule's; community.docker.docker_api skips the docker CLI).
+# `lab`, and for the controller), BENCH_INVENTORY (one more inventory source), BENCH_ANSIBLE_ARGS,
+# BENCH_CONNECTION (default community.docker.docker, Molecule's; community.docker.docker_api skips
+# the docker CLI).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 playbook=$1 apt_pkgs=$2 pip_pkgs=${3:-}
@@ -42,6 +43,7 @@ mkdir -p "$work/inventory/host_vars"
 ln -s "$PWD/inventory/group_vars" "$work/inventory/group_vars"
 [ -z "${BENCH_HOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_HOST_VARS")" "$work/inventory/host_vars/lab.yml"
 [ -z "${BENCH_LOCALHOST_VARS:-}" ] || ln -s "$(realpath "$BENCH_LOCALHOST_VARS")" "$work/inventory/host_vars/localhost.yml"
+[ -z "${BENCH_INVENTORY:-}" ] || ln -s "$(realpath "$BENCH_INVENTORY")" "$work/inventory/extra.yml"
 printf 'datadog_lab:\n  hosts:\n    lab:\n      ansible_connection: %s\n      ansible_host: %s\n' \
   "${BENCH_CONNECTION:-community.docker.docker}" $name >"$work/inventory/hosts.yml"
 export ANSIBLE_CONFIG=$PWD/ansible.cfg ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
@@ -54,9 +56,9 @@ fi
 # Remote executions per host: each "<host> EXEC" line of the connection at -vvv is one.
 executions() { grep -oE '^<[^>]+> (SSH: )?EXEC' "$1" | sed -E 's/^<([^>]+)>.*/\1/' | sort | uniq -c |
                awk '{ printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2; t += $1 } END { printf " (total %d)", t }'; }
-cold=$(elapsed ansible-playbook -vvv -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+cold=$(elapsed ansible-playbook -vvv -i "$work/inventory" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
 cp "$work/out.log" "$logs/cold.log"
-second=$(elapsed ansible-playbook -vvv -i "$work/inventory/hosts.yml" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
+second=$(elapsed ansible-playbook -vvv -i "$work/inventory" "$playbook" ${BENCH_ANSIBLE_ARGS:-})
 cp "$work/out.log" "$logs/second.log"
 recap=$(sed -n '/^PLAY RECAP/,$p' "$work/out.log")
 if ! grep -q 'ok=' <<<"$recap" || grep -Eq 'changed=[1-9]|failed=[1-9]' <<<"$recap"; then

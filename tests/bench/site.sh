@@ -27,6 +27,7 @@ until grep -q listening "$api_dir/log"; do kill -0 $api || { cat "$api_dir/log" 
 export BENCH_DOCKER_ARGS="-v $repo:/srv/standin-apt:ro"
 export BENCH_FLOOR_PREP="echo 'deb [trusted=yes] file:/srv/standin-apt stable 7' >/etc/apt/sources.list.d/standin.list"
 export BENCH_HOST_VARS=$scenario/host_vars/lab-default.yml BENCH_LOCALHOST_VARS=$scenario/host_vars/localhost.yml
+export BENCH_INVENTORY=tests/doubles/agent_standin/inventory.yml
 tests/bench/converge_vs_floor.sh site.yml \
   "postgresql python3-psycopg2 acl gpg ca-certificates datadog-signing-keys datadog-agent python3-venv python3-packaging" \
   "$(grep -v '^#' roles/flask_app/files/requirements.txt | tr '\n' ' ')"

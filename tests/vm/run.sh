@@ -120,12 +120,9 @@ sandbox() {
   "$lab_vm_dir/teardown.sh" >/dev/null 2>&1 || "$lab_vm_dir/teardown.sh"  # leftovers of a killed run
   "$lab_vm_dir/setup.sh"
   install -D -m 0644 "$lab_vm_dir/Vagrantfile.home" "$VAGRANT_HOME/Vagrantfile"
-  # The default scenario's host_vars, beside the inventory Vagrant generates (the Vagrantfile's
-  # trigger links the lab's group_vars there).
-  local inv=$VAGRANT_DOTFILE_PATH/provisioners/ansible/inventory
-  mkdir -p "$inv/host_vars"
-  ln -sfn "$scenario/host_vars/lab-default.yml" "$inv/host_vars/lab.yml"
-  ln -sfn "$scenario/host_vars/localhost.yml" "$inv/host_vars/localhost.yml"
+  # The default scenario's inventory pieces, beside the inventory Vagrant generates (the
+  # Vagrantfile's trigger links the lab's group_vars there).
+  scenario_inventory "$VAGRANT_DOTFILE_PATH/provisioners/ansible/inventory"
   # The fake Datadog API on the namespace's loopback, fresh state.
   rm -f "$lab_run/fake_datadog_api.json"
   "$lab_vm_dir/in-netns.sh" python3 tests/doubles/fake_datadog_api/server.py --port "$fake_api_port" \
@@ -164,16 +161,24 @@ traffic() {
   LAB_PLAYBOOK=playbooks/traffic.yml vagrant_ provision
 }
 
+# What the default scenario adds to an inventory directory DIR: its host_vars (for the host `lab`
+# and the controller) and the agent stand-in's apt source.
+scenario_inventory() {  # DIR
+  mkdir -p "$1/host_vars"
+  ln -sfn "$scenario/host_vars/lab-default.yml" "$1/host_vars/lab.yml"
+  ln -sfn "$scenario/host_vars/localhost.yml" "$1/host_vars/localhost.yml"
+  ln -sfn "$lab_repo/tests/doubles/agent_standin/inventory.yml" "$1/agent_standin.yml"
+}
+
 # An inventory and SSH config for the VM as `vagrant ssh-config` describes it, with the scenario's
-# host_vars, under .build/vm/run/testinfra; prints the directory.
+# inventory pieces, under .build/vm/run/testinfra; prints the directory.
 vm_inventory() {
   local dir=$lab_run/testinfra
-  mkdir -p "$dir/inventory/host_vars"
+  mkdir -p "$dir/inventory"
   vagrant_ ssh-config --host lab >"$dir/ssh-config"
   printf -- '---\ndatadog_lab:\n  hosts:\n    lab:\n      ansible_host: lab\n' >"$dir/inventory/hosts.yml"
   ln -sfn "$lab_repo/inventory/group_vars" "$dir/inventory/group_vars"
-  ln -sfn "$scenario/host_vars/lab-default.yml" "$dir/inventory/host_vars/lab.yml"
-  ln -sfn "$scenario/host_vars/localhost.yml" "$dir/inventory/host_vars/localhost.yml"
+  scenario_inventory "$dir/inventory"
   echo "$dir"
 }
 
@@ -198,8 +203,8 @@ intake() {
 testinfra() {  # pytest args...
   local dir
   dir=$(vm_inventory)
-  # The suite's check-mode test finds the inventory and the project the way it does under Molecule.
-  MOLECULE_EPHEMERAL_DIRECTORY=$dir MOLECULE_PROJECT_DIRECTORY=$lab_repo \
+  # The suite finds the inventory, the project and its helpers the way it does under Molecule.
+  MOLECULE_EPHEMERAL_DIRECTORY=$dir MOLECULE_PROJECT_DIRECTORY=$lab_repo PYTHONPATH=$lab_repo/tests/testinfra \
     ANSIBLE_SSH_ARGS="-F $dir/ssh-config -o ControlMaster=auto -o ControlPersist=60s" \
     "$lab_vm_dir/in-netns.sh" python3 -m pytest -p no:cacheprovider -v --sudo \
     --hosts=ansible://lab --ansible-inventory="$dir/inventory" --ssh-config="$dir/ssh-config" "$@" 2>&1 | tee -a "$log"

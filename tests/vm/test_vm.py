@@ -1,19 +1,15 @@
 """The lab on a real VM, brought up by the repo's Vagrantfile (tests/vm/run.sh runs these after
 `vagrant up` and again after `vagrant reload`): what a container can't show, and every service
-answering after a boot. The checks and the lab's values are the default scenario's (lab_checks)."""
-import sys
+answering after a boot. The checks and the lab's values are the shared ones (tests/testinfra)."""
 import urllib.request
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "molecule" / "default" / "tests"))
-from lab_checks import assert_every_service_answers, lab_values, wait_for  # noqa: E402
+from lab_testinfra import LAB_NAMES, assert_every_service_answers, inventory_values, wait_for
 
 
 @pytest.fixture(scope="module")
 def lab(host):
-    return lab_values(host)
+    return inventory_values(host, LAB_NAMES)
 
 
 def test_the_lab_runs_on_a_virtual_machine_not_in_a_container(host):

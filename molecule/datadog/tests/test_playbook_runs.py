@@ -2,46 +2,24 @@
 what it refuses, and a deliberate version change.
 
 Runs `ansible-playbook playbooks/agent.yml` with the inventory the host was converged with
-(Molecule's, or the repository's inventory/hosts.yml on a real VM).
+(Molecule's, else the repository's inventory/).
 """
-import json
 import os
 import re
-import subprocess
-import tempfile
 
 import pytest
-from conftest import ROOT
-
-PLAYBOOK = ROOT / "playbooks" / "agent.yml"
+from lab_testinfra import ansible_playbook, task_output
 
 
 def playbook(host, *args, extra_vars=None):
     """ansible-playbook playbooks/agent.yml on this host only; returns (rc, stdout + stderr)."""
-    inventory = os.environ.get("MOLECULE_INVENTORY_FILE", str(ROOT / "inventory" / "hosts.yml"))
-    with tempfile.NamedTemporaryFile("w", suffix=".json") as ev:
-        json.dump(extra_vars or {}, ev)
-        ev.flush()
-        res = subprocess.run(
-            ["ansible-playbook", "-i", inventory, "--limit", host.backend.host, "-e", f"@{ev.name}", *args,
-             str(PLAYBOOK)],
-            capture_output=True, text=True, check=False,
-            env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"},
-        )
-    return res.returncode, re.sub(r"\x1b\[[0-9;]*m", "", res.stdout + res.stderr)
+    return ansible_playbook("playbooks/agent.yml", *args, limit=host.backend.host, extra_vars=extra_vars)
 
 
 def recap_changed(out, hostname):
     match = re.search(rf"^{re.escape(hostname)}\s+:.*changed=(\d+)", out, re.MULTILINE)
     assert match, out[-2000:]
     return int(match.group(1))
-
-
-def task_output(out, name):
-    """The part of the output printed for the task whose name starts with NAME."""
-    chunks = [c for c in out.split("TASK [") if c.startswith(name)]
-    assert chunks, f"task {name!r} not in the output"
-    return chunks[0]
 
 
 def test_vvv_check_diff_run_never_prints_the_secrets(host):

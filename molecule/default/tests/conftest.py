@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from lab_checks import lab_values
+from lab_testinfra import LAB_NAMES, inventory_values
 
 SCENARIO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def lab(host):
-    return lab_values(host)
+    return inventory_values(host, LAB_NAMES)
 
 
 def fake_api_get(path):

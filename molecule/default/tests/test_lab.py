@@ -9,7 +9,7 @@ import re
 import subprocess
 
 from conftest import fake_api_get
-from lab_checks import assert_every_service_answers, wait_for
+from lab_testinfra import ansible_playbook, assert_every_service_answers, inventory_value, wait_for
 
 TRACES = "/var/log/datadog/standin/traces.jsonl"
 
@@ -56,11 +56,6 @@ def test_postgres_check_logs_in_and_sees_the_lab_table(host, lab):
 def psql_as_postgres(host, lab, sql, database="postgres"):
     return host.check_output("sudo -u postgres psql -p %s -d %s -XAtc %s",
                              str(lab["lab_postgresql_port"]), database, sql)
-
-
-def inventory_value(host, expr):
-    """One value as the inventory (not a role's defaults) sets it for this host, '' when unset."""
-    return host.ansible("ansible.builtin.debug", f"msg={{{{ {expr} | default('') }}}}", check=False)["msg"]
 
 
 def test_the_server_is_the_postgresql_major_the_role_settled_and_runs(host, lab):
@@ -120,14 +115,9 @@ def test_dashboards_monitor_and_downtimes_exist_in_the_api():
 
 
 def run_playbook(playbook, *args):
-    """ansible-playbook on this instance, with the scenario's inventory and environment."""
-    env = dict(os.environ)
-    inventory = os.path.join(env["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
-    project = env["MOLECULE_PROJECT_DIRECTORY"]
-    res = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/{playbook}", *args],
-                         env=env, capture_output=True, text=True, timeout=900, cwd=project)
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-3000:]
+    """ansible-playbook on this instance, with the scenario's inventory and environment; must pass."""
+    rc, out = ansible_playbook(playbook, *args)
+    assert rc == 0, out[-3000:]
     return out
 
 

@@ -7,28 +7,24 @@ lab_verify_since narrow each one to the part at hand).
 """
 import math
 import os
-import subprocess
 import time
+
+from lab_testinfra import ansible_playbook, http_get, wait_for
 
 CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "dashboards", "monitor", "downtimes")
 
 
-def verify(*args):
-    """playbooks/verify.yml with the scenario's inventory: (returncode, output)."""
-    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
-    inventory = os.path.join(env["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
-    project = env["MOLECULE_PROJECT_DIRECTORY"]
-    res = subprocess.run(["ansible-playbook", "-i", inventory, f"{project}/playbooks/verify.yml", *args],
-                         env=env, capture_output=True, text=True, timeout=300, cwd=project)
-    out = res.stdout + res.stderr
-    for key in (env["DD_API_KEY"], env["DD_APP_KEY"]):
+def verify(*args, extra_vars=None):
+    """playbooks/verify.yml with the scenario's inventory: (returncode, output), never holding a key."""
+    rc, out = ansible_playbook("playbooks/verify.yml", *args, extra_vars=extra_vars, timeout=300)
+    for key in (os.environ["DD_API_KEY"], os.environ["DD_APP_KEY"]):
         assert key not in out
-    return res.returncode, out
+    return rc, out
 
 
 def narrowed(checks, since, timeout=0, poll=3):
-    return verify("-e", '{"lab_verify_checks": %s, "lab_verify_since": "%.3f", "lab_verify_timeout": %d, '
-                        '"lab_verify_poll": %d}' % (list(checks), since, timeout, poll))
+    return verify(extra_vars={"lab_verify_checks": list(checks), "lab_verify_since": "%.3f" % since,
+                              "lab_verify_timeout": timeout, "lab_verify_poll": poll})
 
 
 def line(out, check):
@@ -41,12 +37,14 @@ def line(out, check):
     raise AssertionError("no line for %s in:\n%s" % (check, out[-3000:]))
 
 
-def get_routes(host, lab):
-    """The app's three routes, once each, from inside the instance (answers or not)."""
-    probe = ("import urllib.request\nfor r in ('/', '/api/apm', '/api/trace'):\n    try:\n"
-             f"        urllib.request.urlopen('http://127.0.0.1:{lab['lab_app_port']}' + r, timeout=5).read()\n"
-             "    except OSError:\n        pass")
-    host.run("python3 -c %s", probe)
+def get_routes(host, lab, wait=0):
+    """The app's three routes, once each, from inside the instance: their HTTP statuses, 0 for no
+    answer. With WAIT, first waits up to WAIT seconds for the app to answer (a restarted app takes
+    far longer than its unit's start under emulation)."""
+    port = lab["lab_app_port"]
+    if wait:
+        wait_for(lambda: http_get(host, port, "/")[0] == 200, timeout=wait)
+    return [http_get(host, port, route)[0] for route in ("/", "/api/apm", "/api/trace")]
 
 
 def test_every_verify_line_passes_on_the_lab_after_the_traffic():
@@ -98,7 +96,6 @@ def test_a_stopped_app_fails_the_apm_line_then_passes_again_after_requests(host,
     deadline = time.monotonic() + 30
     while host.run("systemctl is-active %s", service).stdout.strip() != "active" and time.monotonic() < deadline:
         time.sleep(0.5)
-    time.sleep(2)  # gunicorn's workers are up
-    get_routes(host, lab)
-    rc, out = narrowed(["apm"], since, timeout=40, poll=4)
+    assert get_routes(host, lab, wait=120) == [200, 200, 200], "the restarted app did not answer in 120 s"
+    rc, out = narrowed(["apm"], since, timeout=60, poll=4)
     assert rc == 0, out[-2000:]

@@ -6,14 +6,12 @@ trace checks read what the agent stand-in (tests/doubles/agent_standin) records 
 """
 
 import json
-import os
 import re
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import yaml
+from lab_testinfra import ROOT, ansible_playbook, http_get, inventory_values, task_output
 
 ROUTES = {
     "/": ("Entrypoint to the Application", "from_entry_route"),
@@ -22,49 +20,18 @@ ROUTES = {
 }
 ROUTE_TAGS = {tag for _, tag in ROUTES.values()}
 TRACES = "/var/log/datadog/standin/traces.jsonl"
-DEFAULTS = Path(__file__).resolve().parents[3] / "roles" / "flask_app" / "defaults" / "main.yml"
 LOG_LINE = re.compile(r"dd\.trace_id=(?P<trace_id>[0-9a-f]+) dd\.span_id=\d+\] (?P<path>\S+) answered$")
-
-
-def role_var(host, name):
-    """The inventory's value of a role variable, else the role's default."""
-    value = host.ansible("ansible.builtin.debug", f"var={name}", check=False)[name]
-    if isinstance(value, str) and value.startswith("<< error") and "is undefined" in value:
-        return yaml.safe_load(DEFAULTS.read_text())[name]
-    return value
 
 
 @pytest.fixture(scope="module")
 def app(host):
-    names = [
-        "service_name",
-        "user",
-        "group",
-        "dir",
-        "port",
-        "dd_service",
-        "dd_env",
-        "dd_version",
-        "dd_trace_agent_port",
-    ]
-    return {n: str(role_var(host, f"flask_app_{n}")) for n in names}
+    names = ["service_name", "user", "group", "dir", "port", "dd_service", "dd_env", "dd_version", "dd_trace_agent_port"]
+    values = inventory_values(host, [f"flask_app_{n}" for n in names], role="flask_app")
+    return {n: str(values[f"flask_app_{n}"]) for n in names}
 
 
-def get(host, port, path, timeout=3):
-    """GET http://127.0.0.1:port/path from inside the host: (status, body), status 0 if no answer."""
-    script = (
-        "import sys, urllib.request, urllib.error\n"
-        "try:\n"
-        f"    r = urllib.request.urlopen('http://127.0.0.1:{port}{path}', timeout={timeout})\n"
-        "    print(r.status); sys.stdout.write(r.read().decode())\n"
-        "except urllib.error.HTTPError as e:\n"
-        "    print(e.code)\n"
-        "except OSError:\n"
-        "    print(0)\n"
-    )
-    out = host.check_output("python3 -c %s", script)
-    status, _, body = out.partition("\n")
-    return int(status), body
+def get(host, app, path, timeout=3):
+    return http_get(host, app["port"], path, timeout)
 
 
 def show(host, unit, prop):
@@ -152,11 +119,11 @@ def test_app_listens_on_all_addresses_at_its_port(host, app):
 
 @pytest.mark.parametrize("path", ROUTES)
 def test_route_answers_its_body(host, app, path):
-    assert get(host, app["port"], path) == (200, ROUTES[path][0])
+    assert get(host, app, path) == (200, ROUTES[path][0])
 
 
 def test_unknown_route_is_404(host, app):
-    assert get(host, app["port"], "/nope")[0] == 404
+    assert get(host, app, "/nope")[0] == 404
 
 
 def test_agent_collects_the_apps_journal_as_its_service(host, app):
@@ -183,7 +150,7 @@ def traffic(host, app):
     cursor = cursor.strip().split("cursor: ", 1)[-1]
     for _ in range(3):
         for path in ROUTES:
-            assert get(host, app["port"], path)[0] == 200
+            assert get(host, app, path)[0] == 200
     lines, spans = [], []
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -263,7 +230,7 @@ def test_killed_app_is_restarted_by_systemd_within_10_s(host, app):
     while time.monotonic() < deadline:
         pid = show(host, unit, "MainPID")
         if pid not in ("0", old_pid):
-            answer = get(host, app["port"], "/", timeout=1)
+            answer = get(host, app, "/", timeout=1)
             if answer[0] == 200:
                 break
         time.sleep(0.25)
@@ -275,7 +242,7 @@ def test_a_rerun_puts_back_what_was_changed_by_hand_and_restarts_the_app(host, a
     """The rerun reads the host in one probe (lab_probe) and changes only what differs (issue 13):
     here the module's content, an earlier release's package directory beside it, the unit file's
     mode, the unit disabled, the app user's shell and a pinned package removed from the venv."""
-    unit, root = app["service_name"], Path(__file__).resolve().parents[3]
+    unit = app["service_name"]
     module = f"{app['dir']}/app/lab_app.py"
     old_package = f"{app['dir']}/app/lab_app"
     unit_file = f"/etc/systemd/system/{unit}.service"
@@ -288,32 +255,26 @@ def test_a_rerun_puts_back_what_was_changed_by_hand_and_restarts_the_app(host, a
     host.run_test("usermod -s /bin/sh %s", app["user"])
     host.run_test("%s -m pip uninstall -q -y blinker", venv_python)
 
-    res = subprocess.run(
-        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "--limit", host.backend.host,
-         str(root / "playbooks" / "app.yml")],
-        capture_output=True, text=True, check=False,
-        env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
-    out = res.stdout + res.stderr
-    assert res.returncode == 0, out[-3000:]
-    tasks = {chunk.split("]", 1)[0]: chunk for chunk in out.split("TASK [")[1:]}
+    rc, out = ansible_playbook("playbooks/app.yml", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
     for task in ("App module is deployed", "No package directory of an earlier release shadows the app module",
                  "Systemd unit runs gunicorn under ddtrace-run, sandboxed", "App is running and starts at boot",
                  "App runs as its own unprivileged system user without a login shell",
                  "Venv holds the pinned versions of Flask, ddtrace, gunicorn and their dependencies"):
-        assert "changed: " in tasks[f"flask_app : {task}"], tasks.get(f"flask_app : {task}", out[-3000:])
+        assert "changed: " in task_output(out, f"flask_app : {task}"), task_output(out, f"flask_app : {task}")
     for task in ("App group exists", "App directory and code directories exist", "Pinned requirements are recorded beside the venv"):
-        assert "changed: " not in tasks[f"flask_app : {task}"], tasks[f"flask_app : {task}"]
+        assert "changed: " not in task_output(out, f"flask_app : {task}"), task_output(out, f"flask_app : {task}")
 
-    assert host.file(module).content_string == (root / "roles/flask_app/files/lab_app.py").read_text()
+    assert host.file(module).content_string == (ROOT / "roles/flask_app/files/lab_app.py").read_text()
     assert not host.file(old_package).exists
     assert host.file(unit_file).mode == 0o644
     assert host.service(unit).is_enabled
     assert host.user(app["user"]).shell == "/usr/sbin/nologin"
-    pins = (root / "roles/flask_app/files/requirements.txt").read_text()
+    pins = (ROOT / "roles/flask_app/files/requirements.txt").read_text()
     blinker = re.search(r"^blinker==(\S+)$", pins, re.MULTILINE).group(1)
     assert host.check_output("%s -m pip show blinker", venv_python).splitlines()[1] == f"Version: {blinker}"
     assert show(host, unit, "MainPID") not in ("0", old_pid), "the app was not restarted"
     deadline = time.monotonic() + 30
-    while get(host, app["port"], "/")[0] != 200 and time.monotonic() < deadline:
+    while get(host, app, "/")[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert get(host, app["port"], "/") == (200, ROUTES["/"][0])
+    assert get(host, app, "/") == (200, ROUTES["/"][0])

@@ -1,20 +1,15 @@
 """PostgreSQL as the lab needs it: served, reachable by the monitoring user only with its password."""
 import pytest
-
-
-def lab_var(host, name):
-    return host.ansible("ansible.builtin.debug", f"var={name}", check=False)[name]
+from lab_testinfra import inventory_values
 
 
 @pytest.fixture(scope="module")
 def pg(host):
-    return {
-        "port": str(lab_var(host, "postgresql_port")),
-        "user": lab_var(host, "postgresql_monitoring_user"),
-        "password": lab_var(host, "postgresql_monitoring_password"),
-        "database": lab_var(host, "postgresql_database"),
-        "table": lab_var(host, "postgresql_table"),
-    }
+    v = inventory_values(host, ["postgresql_port", "postgresql_monitoring_user", "postgresql_monitoring_password",
+                                "postgresql_database", "postgresql_table"])
+    return {"port": str(v["postgresql_port"]), "user": v["postgresql_monitoring_user"],
+            "password": v["postgresql_monitoring_password"], "database": v["postgresql_database"],
+            "table": v["postgresql_table"]}
 
 
 def psql_tcp(host, pg, sql, password=None, database="postgres"):
