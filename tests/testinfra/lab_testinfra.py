@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,10 +41,14 @@ def ansible_playbook(playbook, *args, limit=None, extra_vars=None, timeout=900):
     Returns (returncode, stdout + stderr)."""
     ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
     inventory = os.path.join(ephemeral, "inventory") if ephemeral else str(ROOT / "inventory")
-    cmd = ["ansible-playbook", "-i", inventory, *(["--limit", limit] if limit else []),
-           *(["-e", json.dumps(extra_vars)] if extra_vars else []), *args, str(ROOT / playbook)]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
-                         env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+    # EXTRA_VARS through a file, so that a key among them is never on a command line.
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as extra:
+        json.dump(extra_vars or {}, extra)
+        extra.flush()
+        cmd = ["ansible-playbook", "-i", inventory, *(["--limit", limit] if limit else []), "-e", f"@{extra.name}",
+               *args, str(ROOT / playbook)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
+                             env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
     return res.returncode, re.sub(r"\x1b\[[0-9;]*m", "", res.stdout + res.stderr)
 
 

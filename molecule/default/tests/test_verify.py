@@ -86,7 +86,7 @@ def test_a_stopped_app_fails_the_apm_line_then_passes_again_after_requests(host,
         # Trace stats are points at the end of 10 s buckets: count only buckets that end after the stop.
         since = math.ceil(time.time() / 10) * 10 + 0.5
         time.sleep(max(0, since - time.time()))
-        get_routes(host, lab)
+        assert get_routes(host, lab) == [0, 0, 0], "the stopped app still answers"
         rc, out = narrowed(["apm"], since)
         passed, text = line(out, "apm")
         assert rc != 0 and not passed and "systemctl status %s" % service in text, text
