@@ -3,6 +3,7 @@
 LAB_ANSIBLE_PLAYBOOK picks the ansible-playbook (e.g. .venv-2.16/bin/ansible-playbook); by default the one
 beside the Python running pytest. Not a test file: the test modules import it from this directory.
 """
+import json
 import os
 import re
 import subprocess
@@ -30,3 +31,12 @@ def run_playbook(*args, cwd=ROOT, env=None, timeout=300):
                              text=True, timeout=timeout)
     out = process.stdout + process.stderr
     return process.returncode, out, {m.group(1): int(m.group(3)) for m in RECAP.finditer(out)}
+
+
+def run_module(module, tmp_path, check_mode=False, env=None, **params):
+    """One of the lab's modules (a path under roles/) run as Ansible runs it, with PARAMS; its JSON answer."""
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(params, _ansible_check_mode=check_mode)}))
+    out = subprocess.run([sys.executable, str(ROOT / module), str(args)], capture_output=True, text=True, timeout=60,
+                         env=env or os.environ, check=False).stdout
+    return json.loads(out)

@@ -3,23 +3,16 @@ machine's real dpkg), files, accounts and a venv (this Python's), and that it ne
 The units' answer is parsed from a stand-in `systemctl` on PATH (this machine runs no systemd); the
 Molecule scenarios read real units with it."""
 import hashlib
-import json
 import os
 import subprocess
 import sys
 
 import pytest
-from lab_ansible import ROOT
-
-MODULE = ROOT / "roles/lab_probe/library/lab_probe.py"
+from lab_ansible import run_module
 
 
 def probe(tmp_path, check_mode=False, env=None, **params):
-    args = tmp_path / "args.json"
-    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(params, _ansible_check_mode=check_mode)}))
-    out = subprocess.run([sys.executable, str(MODULE), str(args)], capture_output=True, text=True, timeout=60,
-                         env=env or os.environ, check=False).stdout
-    return json.loads(out)
+    return run_module("roles/lab_probe/library/lab_probe.py", tmp_path, check_mode, env, **params)
 
 
 def test_installed_packages_have_version_and_status_and_unknown_ones_are_left_out(tmp_path):
