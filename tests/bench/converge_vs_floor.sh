@@ -30,7 +30,7 @@ run_container() {
     --stop-signal SIGRTMIN+3 ${BENCH_DOCKER_ARGS:-} "$image" /lib/systemd/systemd >/dev/null
   until docker exec $name systemctl is-system-running 2>/dev/null | grep -qE 'running|degraded'; do sleep 0.2; done
 }
-elapsed() { local s=$(date +%s.%N); "$@" >"$work/out.log" 2>&1 || { cat "$work/out.log"; exit 1; }
+elapsed() { local s=$(date +%s.%N); "$@" >"$work/out.log" 2>&1 || { cat "$work/out.log" >&2; exit 1; }
             awk -v s="$s" -v e="$(date +%s.%N)" 'BEGIN { print e - s }'; }
 
 run_container
