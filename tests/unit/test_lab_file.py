@@ -66,3 +66,38 @@ def test_a_missing_directory_or_a_directory_at_the_path_fails_with_the_path_name
     result = lab_file(tmp_path, path=str(tmp_path), content="x\n")
     assert result["failed"] and result["msg"] == "%s is a directory, not a file" % tmp_path
     assert os.listdir(tmp_path) == ["args.json"]
+
+
+def test_files_put_a_roles_directories_and_files_in_order_and_remove_what_is_absent(tmp_path):
+    old = tmp_path / "app" / "old_package"
+    old.mkdir(parents=True)
+    (old / "__init__.py").write_text("")
+    files = [{"path": str(tmp_path / "app" / "code"), "state": "directory", "mode": "0750"},
+             {"path": str(tmp_path / "app" / "code" / "app.py"), "content": "print(1)\n", "mode": "0644"},
+             {"path": str(old), "state": "absent"}]
+    result = lab_file(tmp_path, check_mode=True, files=files)
+    assert result["changed"] is True and result["changed_paths"] == [f["path"] for f in files]
+    assert old.exists() and not (tmp_path / "app" / "code").exists(), "check mode changed something"
+    result = lab_file(tmp_path, files=files)
+    assert result["changed_paths"] == [f["path"] for f in files]
+    assert (tmp_path / "app" / "code").stat().st_mode & 0o7777 == 0o750
+    assert (tmp_path / "app" / "code" / "app.py").read_text() == "print(1)\n"
+    assert not old.exists()
+    assert result["diff"] == [{"before_header": files[1]["path"], "after_header": files[1]["path"], "before": "",
+                               "after": "print(1)\n"}]
+    again = lab_file(tmp_path, files=files)
+    assert again["changed"] is False and again["changed_paths"] == [] and "diff" not in again
+    files[0]["mode"] = "0755"
+    assert lab_file(tmp_path, files=files)["changed_paths"] == [files[0]["path"]]
+
+
+def test_a_files_entry_without_content_or_on_a_file_fails_with_its_path_named(tmp_path):
+    target = tmp_path / "lab.conf"
+    result = lab_file(tmp_path, files=[{"path": str(target)}])
+    assert result["failed"] and result["msg"] == "files: %s needs a content, or a state of directory or absent" % target
+    target.write_text("x\n")
+    result = lab_file(tmp_path, files=[{"path": str(target), "state": "directory"}])
+    assert result["failed"] and result["msg"] == "%s exists and is not a directory" % target
+    result = lab_file(tmp_path, files=[{"path": str(tmp_path / "a" / "b"), "state": "directory"}])
+    assert result["failed"] and result["msg"] == "the directory of %s does not exist" % (tmp_path / "a" / "b")
+    assert lab_file(tmp_path, path=str(target), files=[])["failed"]

@@ -44,6 +44,22 @@ def test_files_that_are_missing_or_differ_in_a_given_key_are_outdated(tmp_path):
         assert probe(tmp_path, files=[want])["files_outdated"] == [str(conf)], changed
 
 
+def test_lab_files_entries_are_read_by_their_content_and_the_content_stays_out_of_the_output(tmp_path):
+    conf = tmp_path / "datadog.yaml"
+    conf.write_text("api_key: lab-probe-secret-1\n")
+    conf.chmod(0o640)
+    entries = [{"path": str(conf), "content": "api_key: lab-probe-secret-1\n", "mode": "0640"},
+               {"path": str(tmp_path), "state": "directory"},
+               {"path": str(tmp_path / "conf.d"), "state": "directory"}]
+    result = probe(tmp_path, files=entries)
+    assert result["files_outdated"] == [str(tmp_path / "conf.d")]
+    assert "lab-probe-secret-1" not in str(result), "the content is in the module's answer"
+    changed = [dict(entries[0], content="api_key: lab-probe-secret-2\n"), {"path": str(conf), "state": "directory"}]
+    result = probe(tmp_path, files=changed)
+    assert result["files_outdated"] == [str(conf), str(conf)]
+    assert "lab-probe-secret-2" not in str(result)
+
+
 def test_a_relative_file_path_fails_with_its_option_named(tmp_path):
     result = probe(tmp_path, files=[{"path": "etc/lab.conf"}])
     assert result["failed"] and result["msg"].startswith("files: each item needs an absolute path")

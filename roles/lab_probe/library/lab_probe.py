@@ -25,6 +25,9 @@ options:
         the content, or C(-) for a directory), C(owner), C(group) and C(mode) (four octal digits).
       - A key left out is not compared, so C({path}) alone asks only whether the path exists.
       - C(state=absent) asks for the path not to exist: it is outdated when it does.
+      - lab_file's I(files) are read as well, so one list can serve both modules: C(content) stands
+        for its SHA-1 (and is kept out of the output, as a secret would be), C(state=directory)
+        for C(checksum=-), C(state=file) for C(present).
     type: list
     elements: dict
     default: []
@@ -114,11 +117,18 @@ def name_of(lookup, number):
         return str(number)
 
 
+def wanted_checksum(want):
+    if want.get("content") is not None:
+        return hashlib.sha1(want["content"].encode("utf-8")).hexdigest()
+    return "-" if want.get("state") == "directory" else want.get("checksum")
+
+
 def read_files(wanted):
     found, outdated = {}, []
     for want in wanted:
         path = want["path"]
         absent = want.get("state") == "absent"
+        want = dict(want, checksum=wanted_checksum(want))
         try:
             st = os.stat(path)
         except OSError:
@@ -196,7 +206,10 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             packages=dict(type="list", elements="str", default=[]),
-            files=dict(type="list", elements="dict", default=[]),
+            files=dict(type="list", elements="dict", default=[], options=dict(
+                path=dict(type="str", required=True), checksum=dict(type="str"), content=dict(type="str", no_log=True),
+                state=dict(type="str", default="present"), owner=dict(type="str"), group=dict(type="str"),
+                mode=dict(type="str"))),
             units=dict(type="list", elements="str", default=[]),
             users=dict(type="list", elements="str", default=[]),
             groups=dict(type="list", elements="str", default=[]),
@@ -205,10 +218,11 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    bad = [f for f in p["files"] if not isinstance(f.get("path"), str) or not f["path"].startswith("/")
-           or f.get("state", "present") not in ("present", "absent")]
+    bad = [f["path"] for f in p["files"] if not f["path"].startswith("/")
+           or f["state"] not in ("present", "file", "directory", "absent")]
     if bad:
-        module.fail_json(msg="files: each item needs an absolute path, and a state of present or absent if any; got %s" % bad)
+        module.fail_json(msg="files: each item needs an absolute path, and a state of present, file, directory or "
+                             "absent if any; not so for %s" % bad)
     files, outdated = read_files(p["files"])
     module.exit_json(
         changed=False,
