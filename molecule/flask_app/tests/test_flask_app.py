@@ -255,15 +255,18 @@ def test_a_rerun_puts_back_what_was_changed_by_hand_and_restarts_the_app(host, a
     host.run_test("usermod -s /bin/sh %s", app["user"])
     host.run_test("%s -m pip uninstall -q -y blinker", venv_python)
 
-    rc, out = ansible_playbook("playbooks/app.yml", limit=host.backend.host)
+    rc, out = ansible_playbook("playbooks/app.yml", "-v", limit=host.backend.host)
     assert rc == 0, out[-3000:]
-    for task in ("App module is deployed", "No package directory of an earlier release shadows the app module",
+    for task in ("App directory, module and recorded requirements are in place",
                  "Systemd unit runs gunicorn under ddtrace-run, sandboxed", "App is running and starts at boot",
                  "App runs as its own unprivileged system user without a login shell",
                  "Venv holds the pinned versions of Flask, ddtrace, gunicorn and their dependencies"):
         assert "changed: " in task_output(out, f"flask_app : {task}"), task_output(out, f"flask_app : {task}")
-    for task in ("App group exists", "App directory and code directories exist", "Pinned requirements are recorded beside the venv"):
-        assert "changed: " not in task_output(out, f"flask_app : {task}"), task_output(out, f"flask_app : {task}")
+    assert "changed: " not in task_output(out, "flask_app : App group exists")
+    # The files task wrote the module and removed the old package, and left the rest alone.
+    files_task = task_output(out, "flask_app : App directory, module and recorded requirements")
+    paths = re.findall(r"^ +- (/\S+)$", files_task, re.MULTILINE)
+    assert paths == [module, old_package], files_task
 
     assert host.file(module).content_string == (ROOT / "roles/flask_app/files/lab_app.py").read_text()
     assert not host.file(old_package).exists
