@@ -53,8 +53,8 @@ def ansible_playbook(playbook, *args, limit=None, extra_vars=None, timeout=900):
 
 
 def task_output(out, name):
-    """What a playbook printed for the first task whose name ('role : task') starts with NAME."""
-    chunks = [c for c in out.split("TASK [")[1:] if c.startswith(name)]
+    """What a playbook printed for the first task or handler whose name ('role : task') starts with NAME."""
+    chunks = [c for c in re.split(r"(?:TASK|RUNNING HANDLER) \[", out)[1:] if c.startswith(name)]
     assert chunks, f"task {name!r} not in the output:\n{out[-3000:]}"
     return chunks[0]
 
