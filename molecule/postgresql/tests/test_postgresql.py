@@ -1,6 +1,6 @@
 """PostgreSQL as the lab needs it: served, reachable by the monitoring user only with its password."""
 import pytest
-from lab_testinfra import inventory_values
+from lab_testinfra import ansible_playbook, inventory_values, task_output
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +67,29 @@ def test_lab_table_has_the_seed_columns(host, pg):
 def test_initial_rows_loaded_once_and_kept_across_converges(host, pg):
     # molecule.yml asks for 1000 rows; the idempotence converge ran since: not reloaded, not truncated.
     assert psql_admin(host, pg, f"select count(*) from {pg['table']}") == "1000"
+
+
+def test_the_first_converge_applied_the_drop_in_without_restarting_the_server(host, pg):
+    """The drop-in's settings were what the packaged server already ran with (port, listen_addresses),
+    or could take on a reload: the server that the package started is still the one running."""
+    conf = host.check_output("sudo -u postgres psql -p %s -XAtc 'show config_file'", pg["port"])
+    drop_in = conf.rsplit("/", 1)[0] + "/conf.d/50-lab.conf"
+    written = host.file(drop_in).mtime.timestamp()
+    started = float(psql_admin(host, pg, "select extract(epoch from pg_postmaster_start_time())"))
+    assert started < written, "the server was restarted after the drop-in was written"
+    assert psql_admin(host, pg, "select count(*) from pg_file_settings where error is not null") == "0"
+
+
+def test_a_new_port_restarts_the_server_onto_it_and_the_old_one_back(host, pg):
+    other = int(pg["port"]) + 1
+    try:
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host, extra_vars={"postgresql_port": other})
+        assert rc == 0, out[-3000:]
+        assert "changed: [" in task_output(out, "postgresql : Restart PostgreSQL"), out[-3000:]
+        assert host.socket(f"tcp://127.0.0.1:{other}").is_listening
+        assert not host.socket(f"tcp://127.0.0.1:{pg['port']}").is_listening
+    finally:
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
+    assert host.socket(f"tcp://127.0.0.1:{pg['port']}").is_listening
+    assert psql_tcp(host, pg, "select 1").stdout.strip() == "1"
