@@ -93,8 +93,10 @@ def test_files_put_a_roles_directories_and_files_in_order_and_remove_what_is_abs
 
 def test_a_files_entry_without_content_or_on_a_file_fails_with_its_path_named(tmp_path):
     target = tmp_path / "lab.conf"
-    result = lab_file(tmp_path, files=[{"path": str(target)}])
+    first = tmp_path / "first.conf"
+    result = lab_file(tmp_path, files=[{"path": str(first), "content": "x\n"}, {"path": str(target)}])
     assert result["failed"] and result["msg"] == "files: %s needs a content, or a state of directory or absent" % target
+    assert not first.exists(), "an entry before the bad one was written"
     target.write_text("x\n")
     result = lab_file(tmp_path, files=[{"path": str(target), "state": "directory"}])
     assert result["failed"] and result["msg"] == "%s exists and is not a directory" % target

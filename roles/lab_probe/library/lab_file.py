@@ -180,11 +180,13 @@ def main():
         if diff:
             result["diff"] = diff
         module.exit_json(**result)
+    # A bad entry fails the call before any entry is put in place.
+    for want in module.params["files"]:
+        if want["state"] == "file" and want["content"] is None:
+            module.fail_json(msg="files: %s needs a content, or a state of directory or absent" % want["path"])
     changed_paths, diffs = [], []
     for want in module.params["files"]:
         path, state = want["path"], want["state"]
-        if state == "file" and want["content"] is None:
-            module.fail_json(msg="files: %s needs a content, or a state of directory or absent" % path)
         file_args = module.load_file_common_arguments(want)
         if state == "absent":
             changed = remove(module, path)
