@@ -1,4 +1,5 @@
 """Conventions of the roles' files that a converge can't always show: each check reads the YAML itself."""
+import re
 from pathlib import Path
 
 import pytest
@@ -40,11 +41,60 @@ def test_every_package_list_refresh_is_the_same_task():
 
 
 def test_set_fact_only_records_what_is_read_once():
-    """Derived values are lazy vars in vars/main.yml; the host's state is what the probes register. The one
-    set_fact left reads the Datadog definitions from their files once, where a template error can be seen."""
+    """Derived values are vars (vars/main.yml, or a task's own vars where they read a registered result); the host's
+    state is what the modules themselves report. The one set_fact left reads the Datadog definitions from their files
+    once, where a template error can be seen."""
     facts = [f"{path}: {task['name']}" for path, task in tasks() if "ansible.builtin.set_fact" in task]
     assert facts == ["roles/datadog_resources/tasks/definitions.yml: "
                      "Definitions are read from their files, with the inventory's values filled in"]
+
+
+VARS_FILES = sorted(REPO.glob("roles/*/vars/*.yml"))
+JINJA = re.compile(r"\{\{(.*?)\}\}", re.S)
+
+
+def jinja_expressions(node, bare=False):
+    """Every Jinja expression in a YAML document: the {{ }} blocks of its strings, and the bare conditions of
+    when, that, changed_when, failed_when (whitespace runs counted as one space)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            conditional = key in ("when", "that", "changed_when", "failed_when")
+            yield from jinja_expressions(value, bare=conditional)
+    elif isinstance(node, list):
+        for value in node:
+            yield from jinja_expressions(value, bare=bare)
+    elif isinstance(node, str):
+        blocks = JINJA.findall(node) or ([node] if bare else [])
+        yield from (" ".join(block.split()) for block in blocks)
+
+
+@pytest.mark.parametrize("path", TASK_FILES + VARS_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_jinja_expression_is_longer_than_120_characters(path):
+    """A reader takes in an expression at a glance: a longer one is split, or becomes a named var."""
+    long = [e for e in jinja_expressions(yaml.safe_load(path.read_text())) if len(e) > 120]
+    assert long == []
+
+
+@pytest.mark.parametrize("path", VARS_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_vars_hold_no_jinja_that_writes_yaml(path):
+    """A var is a value or one expression, never YAML rendered by Jinja and parsed back (from_yaml)."""
+    text = yaml.safe_dump(yaml.safe_load(path.read_text()))  # the values, not the comments
+    assert "from_yaml" not in text and "{%" not in text
+
+
+def test_platform_values_come_from_first_found_vars_files():
+    """The models' way: include_vars over <Distribution>-<major>.yml, <Distribution>.yml, default.yml."""
+    roles = {path.parts[1] for path, task in tasks() if "ansible.builtin.include_vars" in task}
+    assert roles == {"postgresql", "flask_app"}
+    for role in roles:
+        assert (REPO / "roles" / role / "vars/default.yml").is_file(), role
+
+
+def test_no_module_of_our_own_re_implements_a_core_one():
+    """Modules of our own only where no module exists: the Datadog API resources and verify."""
+    modules = sorted(p.relative_to(REPO).as_posix() for p in REPO.glob("roles/*/library/*.py"))
+    assert modules == ["roles/datadog_resources/library/datadog_resources_apply.py",
+                       "roles/lab_verify/library/lab_verify.py"]
 
 
 def test_postgresql_modules_get_login_port_not_the_deprecated_port_alias():

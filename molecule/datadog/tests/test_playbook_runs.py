@@ -40,6 +40,31 @@ def test_vvv_check_diff_run_never_prints_the_secrets(host):
     assert not leaks, f"-vvv --check --diff output contains {', '.join(leaks)}"
 
 
+def test_check_diff_shows_a_diff_that_holds_no_secret(host):
+    """Only the files holding a secret are no_log: a custom check changed by hand shows its diff in --check --diff,
+    the postgres check's conf.yaml (its password) does not."""
+    path = "/etc/datadog-agent/checks.d/custom_random.py"
+    marker = "# changed by hand " + os.urandom(4).hex()
+    with host.sudo():
+        password = host.check_output(
+            "sed -n 's/^ *password: *//p' /etc/datadog-agent/conf.d/postgres.d/conf.yaml")
+        host.run_test("echo %s >> %s", marker, path)
+        host.run_test("sed -i 's/^\\( *password: *\\).*/\\1changed-by-hand/' /etc/datadog-agent/conf.d/postgres.d/conf.yaml")
+    try:
+        rc, out = playbook(host, "--check", "--diff")
+        assert rc == 0, out[-3000:]
+        custom = task_output(out, "datadog : Custom checks are in checks.d")
+        assert f"-{marker}" in custom, custom
+        checks = task_output(out, "datadog : Each configured check's conf.yaml")
+        assert "changed-by-hand" not in checks and password not in out, checks
+    finally:
+        rc, out = playbook(host)
+    assert rc == 0, out[-3000:]
+    with host.sudo():
+        assert marker not in host.file(path).content_string
+        assert "changed-by-hand" not in host.file("/etc/datadog-agent/conf.d/postgres.d/conf.yaml").content_string
+
+
 SEED_TAGS = object()  # stands for the seed's tags as its YAML read them: the dash-less lines, one string
 
 

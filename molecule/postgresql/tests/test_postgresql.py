@@ -93,3 +93,35 @@ def test_a_new_port_restarts_the_server_onto_it_and_the_old_one_back(host, pg):
     assert rc == 0, out[-3000:]
     assert host.socket(f"tcp://127.0.0.1:{pg['port']}").is_listening
     assert psql_tcp(host, pg, "select 1").stdout.strip() == "1"
+
+
+def test_a_cluster_stopped_by_hand_is_started_again(host, pg):
+    """Debian's "postgresql" unit is an umbrella that stays active when the cluster's own unit is stopped: the
+    role starts the cluster by its own name, postgresql@<major>-main."""
+    major = host.check_output("pg_lsclusters --no-header").split()[0]
+    cluster = f"postgresql@{major}-main"
+    host.run_test("systemctl stop %s", cluster)
+    assert not host.service(cluster).is_running
+    assert host.service("postgresql").is_running, "the umbrella unit is expected to stay active"
+    rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
+    assert "changed: [" in task_output(out, "postgresql : The lab's cluster is running"), out[-3000:]
+    assert host.service(cluster).is_running
+    assert psql_tcp(host, pg, "select 1").stdout.strip() == "1"
+
+
+def test_a_failing_monitoring_user_task_says_why_without_the_password(host, pg):
+    """The user's task is no_log (its password): its error is still told, with the password masked. PostgreSQL
+    refuses a role name starting with pg_, which it reserves."""
+    try:
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host,
+                                   extra_vars={"postgresql_monitoring_user": "pg_lab_monitor"})
+        assert rc != 0, out[-3000:]
+        message = " ".join(task_output(out, "postgresql : Monitoring user was created or is up to date").split())
+        assert "The monitoring user pg_lab_monitor could not be created or updated:" in message, message
+        assert "reserved" in message, message
+        assert pg["password"] not in out
+    finally:
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
+    assert psql_tcp(host, pg, "select 1").stdout.strip() == "1"
