@@ -4,14 +4,17 @@ Every kind of input check of every role is triggered: an argument_specs choice, 
 argument, and each role's asserts. The keys and the database password are long distinctive strings;
 the whole output, at default verbosity and at -vvv, must hold none of them (nor a piece of them).
 site.yml checks all its roles' input in its first play, which never connects to a host, so these
-runs need no host; the traffic role (not in site.yml) and the required arguments are driven through
-a one-role playbook on localhost, whose first tasks are the checks.
+runs need no host; the traffic and lab_verify roles (not in site.yml) and the required arguments are
+driven through a one-role playbook on localhost, whose first tasks are the checks. Every assert of
+every roles/*/tasks/assert.yml has a case here or in test_postgresql_inputs.py (checked below).
 """
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from lab_ansible import environment, run_playbook
+import yaml
+from lab_ansible import ROOT, environment, run_playbook
+from test_postgresql_inputs import CASES as POSTGRESQL_CASES
 
 API_KEY = "apikey-" + "5d1e9b7c3a" * 3
 APP_KEY = "appkey-" + "c4a8e2f6b0" * 4
@@ -19,6 +22,8 @@ DB_PASSWORD = "dbpass-" + "9e7c5a3b1d" * 2
 PIECES = (API_KEY, APP_KEY, DB_PASSWORD, "5d1e9b7c3a", "c4a8e2f6b0", "9e7c5a3b1d")
 SECRETS = {"DD_API_KEY": API_KEY, "DD_APP_KEY": APP_KEY, "LAB_DATADOG_DB_PASSWORD": DB_PASSWORD}
 
+ENVIRONMENT_LINES = ("flask_app_environment, flask_app_dd_service, flask_app_dd_env, flask_app_dd_version must not "
+                     "contain quotes, backslashes, % or white space")
 # (case id, environment changes, extra vars, words the message must hold)
 SITE_CASES = [
     ("api_key_unset", {"DD_API_KEY": ""}, {}, ["datadog_api_key must be set", "DD_API_KEY"]),
@@ -38,14 +43,47 @@ SITE_CASES = [
     ("pg_table", {}, {"postgresql_table": "Large Test"}, ["postgresql_table must be a plain lower-case SQL identifier"]),
     ("app_port", {}, {"flask_app_port": 0}, ["flask_app_port must be a TCP port"]),
     ("app_workers_type", {}, {"flask_app_workers": "many"}, ["flask_app_workers", "int"]),
-    ("app_env_quote", {}, {"flask_app_dd_version": "1 0"}, ["must not contain quotes"]),
+    ("app_workers_range", {}, {"flask_app_workers": 100}, ["flask_app_workers must be a number of gunicorn workers"]),
+    ("app_trace_port", {}, {"flask_app_dd_trace_agent_port": 0}, ["flask_app_dd_trace_agent_port must be a TCP port"]),
+    ("app_dir_comma", {}, {"flask_app_dir": "/opt/app,x"},
+     ["flask_app_dir must be an absolute path of letters", "(got '/opt/app,x')"]),
+    ("app_dir_home", {}, {"flask_app_dir": "/home/app"}, ["flask_app_dir must be an absolute path", "outside /home"]),
+    ("app_service_suffix", {}, {"flask_app_service_name": "flask-app.service"},
+     ["flask_app_service_name must be a plain systemd unit name without .service"]),
+    ("app_user_root", {}, {"flask_app_user": "root"}, ["flask_app_user must be a system user name other than root"]),
+    ("app_group_root", {}, {"flask_app_group": "root"}, ["flask_app_group must be a group name other than root"]),
+    ("app_dd_service_empty", {}, {"flask_app_dd_service": ""},
+     ["flask_app_dd_service must be a non-empty service name"]),
+    ("app_agent_host_empty", {}, {"flask_app_dd_agent_host": " "},
+     ["flask_app_dd_agent_host must be the agent's host"]),
+    ("app_env_names", {}, {"flask_app_environment": {"dd_tags": "team:web"}},
+     ["flask_app_environment must map environment variable names", "(got ['dd_tags'])"]),
+    # Each character that can't go into an Environment="..." line, in one of the four variables.
+    ("app_env_space", {}, {"flask_app_dd_version": "1 0"}, [ENVIRONMENT_LINES]),
+    ("app_env_backslash", {}, {"flask_app_dd_env": "lab\\x"}, [ENVIRONMENT_LINES]),
+    ("app_env_quote", {}, {"flask_app_environment": {"DD_TAGS": 'team:"web"'}}, [ENVIRONMENT_LINES]),
+    ("app_env_percent", {}, {"flask_app_dd_service": "flask%app"}, [ENVIRONMENT_LINES]),
     ("resources_state", {}, {"datadog_resources_state": "bogus"},
      ["value of datadog_resources_state must be one of: present, absent"]),
+    ("resources_api_key_empty", {}, {"datadog_resources_api_key": ""},
+     ["datadog_resources_api_key must be set", "DD_API_KEY"]),
     ("resources_app_key_unset", {"DD_APP_KEY": ""}, {}, ["datadog_resources_app_key must be set", "DD_APP_KEY"]),
-    ("resources_retry", {}, {"datadog_resources_retry_timeout": 0}, ["datadog_resources_retry_timeout must be"]),
+    ("resources_site", {}, {"datadog_resources_site": "Datadog HQ"},
+     ["datadog_resources_site must be a Datadog site", "(got 'Datadog HQ')"]),
+    ("resources_managed_by", {}, {"datadog_resources_managed_by": "Ansible Lab"},
+     ["datadog_resources_managed_by must be lowercase letters"]),
+    ("resources_table_empty", {}, {"datadog_resources_table": " "},
+     ["datadog_resources_host, _service, _env, _database, _table must all be non-empty"]),
+    ("resources_retry", {}, {"datadog_resources_retry_timeout": 0},
+     ["datadog_resources_retry_timeout must be a number of seconds above 0"]),
+    ("resources_backoff", {}, {"datadog_resources_retry_backoff": -1},
+     ["datadog_resources_retry_backoff must be a number of seconds, 0 or more"]),
+    ("resources_request_timeout", {}, {"datadog_resources_request_timeout": 0},
+     ["datadog_resources_request_timeout must be a number of seconds above 0"]),
     ("resources_warning", {}, {"datadog_resources_my_metric_warning": 900},
      ["datadog_resources_my_metric_warning must be below"]),
-    ("resources_url", {}, {"datadog_api_url": "ftp://x"}, ["datadog_resources_api_url", "must be the API's base URL"]),
+    ("resources_url", {}, {"datadog_api_url": "ftp://x"},
+     ["datadog_resources_api_url (datadog_api_url) must be the API's base URL", "(got 'ftp://x')"]),
 ]
 ROLE_PLAY = """
 - hosts: localhost
@@ -53,13 +91,35 @@ ROLE_PLAY = """
   gather_facts: false
   roles: [{role}]
 """
+# (case id, role, extra vars, words the message must hold)
+# lab_verify's required arguments (the lab maps them from lab.yml in the inventory, not read here).
+LAB_VERIFY = {"lab_verify_host": "bens.datadog.application", "lab_verify_host_tags": ["team:web"],
+              "lab_verify_service": "flask-app", "lab_verify_env": "lab", "lab_verify_database": "new_db",
+              "lab_verify_table": "large_test"}
 ROLE_CASES = [
     ("traffic_seconds", "traffic", {"traffic_max_seconds": 0}, ["traffic_max_seconds must be 1-3600"]),
     ("traffic_type", "traffic", {"traffic_bursts": "lots"}, ["traffic_bursts", "int"]),
+    ("traffic_rows", "traffic", {"traffic_rows": -1},
+     ["traffic_bursts, traffic_requests_per_route, traffic_sql_rounds, traffic_rows must each be 0-100000"]),
     ("traffic_url", "traffic", {"traffic_app_url": "localhost:5002"}, ["traffic_app_url must be an http(s) URL"]),
     ("pg_required", "postgresql", {}, ["missing required arguments: postgresql_monitoring_password"]),
     ("resources_required", "datadog_resources", {}, ["missing required arguments", "datadog_resources_host"]),
     ("agent_key_unset_role", "datadog", {"datadog_api_key": ""}, ["datadog_api_key must be set"]),
+    ("verify_api_key_empty", "lab_verify", dict(LAB_VERIFY, lab_verify_api_key=""),
+     ["lab_verify_api_key must be set (it is empty)", "DD_API_KEY"]),
+    ("verify_app_key_empty", "lab_verify", dict(LAB_VERIFY, lab_verify_app_key=""),
+     ["lab_verify_app_key must be set (it is empty)", "DD_APP_KEY"]),
+    ("verify_url", "lab_verify", dict(LAB_VERIFY, datadog_api_url="ftp://x"),
+     ["lab_verify_api_url (datadog_api_url) must be the API's base URL", "(got 'ftp://x')"]),
+    ("verify_expected", "lab_verify", dict(LAB_VERIFY, lab_verify_expected={"dashboards": 2}),
+     ["lab_verify_expected must have exactly the keys dashboards, monitors, downtimes", "(got ['dashboards'])"]),
+    ("verify_since", "lab_verify", dict(LAB_VERIFY, lab_verify_since="yesterday"),
+     ["lab_verify_since must be empty or epoch seconds", "(got 'yesterday')"]),
+    ("verify_poll", "lab_verify", dict(LAB_VERIFY, lab_verify_poll=0),
+     ["lab_verify_window, lab_verify_poll, lab_verify_request_timeout, lab_verify_custom_interval must be above 0",
+      "(got [900, 0, 30, 45])"]),
+    ("verify_timeout", "lab_verify", dict(LAB_VERIFY, lab_verify_timeout=-1),
+     ["lab_verify_timeout must be 0 or more seconds (got -1)"]),
 ]
 VERBOSITY = {"default": [], "vvv": ["-vvv"]}
 
@@ -130,3 +190,56 @@ def test_a_role_alone_stops_on_bad_input_without_a_secret(outcomes, case, verbos
 def test_the_vvv_runs_are_verbose(outcomes):
     assert "task path:" in outcomes[("role", "traffic_seconds", "vvv")][1]
     assert "task path:" not in outcomes[("role", "traffic_seconds", "default")][1]
+
+
+ASSERT_FILES = sorted(ROOT.glob("roles/*/tasks/assert.yml"))
+ASSERT_MODULES = ("ansible.builtin.assert", "ansible.legacy.assert", "assert")
+
+
+def assert_tasks():
+    """(path, task) for each assert task of every roles/*/tasks/assert.yml, blocks included."""
+    def walk(tasks):
+        for task in tasks or []:
+            yield task
+            for key in ("block", "rescue", "always"):
+                yield from walk(task.get(key))
+    for path in ASSERT_FILES:
+        for task in walk(yaml.safe_load(path.read_text())):
+            if any(module in task for module in ASSERT_MODULES):
+                yield path.relative_to(ROOT).as_posix(), task
+
+
+def opening(task):
+    """The fail_msg's opening words: its first four before any {{ }}, without a trailing comma or stop (the
+    variable's name and what it must be)."""
+    fail_msg = next(task[module] for module in ASSERT_MODULES if module in task).get("fail_msg", "")
+    return " ".join(str(fail_msg).split("{{")[0].split()[:4]).rstrip(",.;:")
+
+
+def test_every_assert_has_a_case_that_makes_it_fire():
+    """Each assert of each role has a case above (or in test_postgresql_inputs.py) expecting its message's opening
+    words, so a new assert without a case fails here. The openings are unique: one case can't stand for two
+    asserts."""
+    expected = [" ".join(words.split()) for case in SITE_CASES + ROLE_CASES for words in case[3]]
+    expected += [" ".join(words.split()) for _, words in POSTGRESQL_CASES]
+    openings = [(path, task["name"], opening(task)) for path, task in assert_tasks()]
+    assert len(openings) > 30, openings  # every role's file was read
+    untested = [entry for entry in openings if not any(entry[2] in words for words in expected)]
+    assert untested == []
+    shared = [entry for entry in openings if [o for _, _, o in openings].count(entry[2]) > 1]
+    assert shared == []
+
+
+def test_every_assert_message_opens_with_a_variable_name():
+    """`<variable> must ...`: a fail_msg that starts with a template or a sentence has no opening to test for."""
+    names = [(path, task["name"], opening(task)) for path, task in assert_tasks()]
+    assert [entry for entry in names if not entry[2].split() or not entry[2].split()[0].islower()
+            or not entry[2].split()[0].replace(".", "_").rstrip(",").isidentifier()] == []
+
+
+def test_no_assert_is_looped():
+    """One plain assert per variable: a looped assert dies with a Jinja error, not its message, when one item's
+    expression can't render."""
+    looped = [(path, task["name"]) for path, task in assert_tasks()
+              if any(key == "loop" or key.startswith("with_") for key in task)]
+    assert looped == []
