@@ -36,10 +36,6 @@ export LAB_LIBVIRT_DRIVER=${LAB_LIBVIRT_DRIVER:-qemu}
 export LAB_VM_STANDIN_REPO=$lab_repo/.build/standin-apt
 # Each task's time in the provisioner's output, and the slowest ones after its recap.
 export ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks
-# The provisions run under Mitogen, the option the Vagrantfile's header documents (its controller
-# venv carries it): on this emulated guest each new Python costs seconds, and Mitogen keeps one per
-# host. The container scenarios run Ansible's default strategy.
-export ANSIBLE_STRATEGY=mitogen_linear
 
 # The default scenario's values, read from its files, never retyped.
 scenario_value() { "$lab_repo/tests/harness/yaml-value" "$@"; }  # FILE KEY...
@@ -80,8 +76,12 @@ trap finish EXIT
 
 # Runs vagrant in the namespace, output to the terminal and the log without progress bars (sed, not
 # grep -v, which fails the pipeline when a command prints nothing).
+# Vagrant's runs (its provisions, its destroy trigger) go under Mitogen, the option the Vagrantfile's
+# header documents, as a user turns it on: on this emulated guest each new Python costs seconds, and
+# Mitogen keeps one per host. The test's own Ansible runs (intake, testinfra) and the container
+# scenarios run Ansible's default strategy.
 vagrant_() {
-  PATH=$lab_bare_path "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
+  ANSIBLE_STRATEGY=mitogen_linear PATH=$lab_bare_path "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
     | sed -u -e 's/\r/\n/g' -e 's/\x1b\[K/\n/g' | sed -u -e '/^Progress: /d' -e '/^$/d' | tee -a "$log"
   return "${PIPESTATUS[0]}"
 }
