@@ -80,8 +80,9 @@ trap finish EXIT
 # header documents, as a user turns it on: on this emulated guest each new Python costs seconds, and
 # Mitogen keeps one per host. The test's own Ansible runs (intake, testinfra) and the container
 # scenarios run Ansible's default strategy.
+lab_strategy=mitogen_linear
 vagrant_() {
-  ANSIBLE_STRATEGY=mitogen_linear PATH=$lab_bare_path "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
+  ANSIBLE_STRATEGY=$lab_strategy PATH=$lab_bare_path "$lab_vm_dir/in-netns.sh" vagrant "$@" 2>&1 \
     | sed -u -e 's/\r/\n/g' -e 's/\x1b\[K/\n/g' | sed -u -e '/^Progress: /d' -e '/^$/d' | tee -a "$log"
   return "${PIPESTATUS[0]}"
 }
@@ -245,7 +246,7 @@ reprovision() {
   # Under Mitogen no task starts a Python of its own: each ok or changed task result is one module
   # run (or local action) in the host's one interpreter. (Under linear, each "<host> SSH: EXEC" line
   # at -vvv is one remote execution.)
-  lab_log "reprovision: $(grep -cE '^(ok|changed): \[' "$lab_run/reprovision.log") tasks run, strategy ${ANSIBLE_STRATEGY:-linear}," \
+  lab_log "reprovision: $(grep -cE '^(ok|changed): \[' "$lab_run/reprovision.log") tasks run, strategy $lab_strategy," \
     "$(grep -cE '^<[^>]+> (SSH: )?EXEC' "$lab_run/reprovision.log") new remote processes" | tee -a "$log"
   no_secret_in "$lab_run/reprovision.log"
 }
