@@ -1,11 +1,13 @@
 """The fake Datadog API (tests/doubles/fake_datadog_api): keys, bodies, state, server fields, faults, CLI."""
 
+import datetime
 import json
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from zoneinfo import ZoneInfo
 
 import pytest
 from datadog_api_client import Configuration
@@ -124,7 +126,8 @@ def test_downtime_lifecycle_on_v2_with_cancel():
     status, created = call(fake, "POST", "/api/v2/downtime", downtime_body(monitor_id))
     assert status == 200 and parses_cleanly(created, DowntimeResponse)
     attributes = created["data"]["attributes"]
-    assert attributes["status"] == "scheduled" and attributes["schedule"]["recurrences"][0]["start"]
+    # A recurrence sent without a start "starts the moment it is created" (Datadog's API reference).
+    assert attributes["status"] == "active" and attributes["schedule"]["recurrences"][0]["start"]
     downtime_id = created["data"]["id"]
     patch = {"data": {"type": "downtime", "id": downtime_id, "attributes": {"message": "new"}}}
     status, patched = call(fake, "PATCH", "/api/v2/downtime/" + downtime_id, patch)
@@ -215,7 +218,6 @@ def test_command_line_serves_on_loopback_and_keeps_state(tmp_path):
 
 
 def _future(days=3, clock="19:00"):
-    import datetime
     return (datetime.date.today() + datetime.timedelta(days=days)).isoformat() + "T" + clock
 
 
@@ -283,3 +285,89 @@ def test_form_monitor_thresholds_come_back_as_floats_with_option_defaults():
     assert all(isinstance(v, float) for v in thresholds.values())
     assert monitor["options"]["notify_audit"] is False and monitor["options"]["silenced"] == {}
     assert json.dumps(thresholds) == '{"critical": 800.0, "warning": 500.0}'
+
+
+# ---- the fake's clock, and what "now" means to a downtime (issue 26) --------------------------------
+# Datadog's API reference, "Get all downtimes" (GET /api/v2/downtime): current_only "Only return downtimes
+# that are active when the request is made" (datadog-api-client's DowntimesApi.list_downtimes says the
+# same; DataDog/datadogpy issue 757: future downtimes are not returned). Without it, every downtime is
+# listed, canceled ones included. DowntimeStatus: active, canceled, ended, scheduled.
+
+def _lab_downtimes(fake, timezone="America/New_York"):
+    """The lab's two downtimes (roles/datadog_resources/templates/downtimes), made on Monday 2026-12-07
+    at 08:00 in `timezone`, with the starts the role sends: that evening's 19:00 and Friday's."""
+    fake.set_clock("2026-12-07T08:00:00" + _offset(timezone, "2026-12-07T08:00:00"))
+    monitor_id = _monitor_id(fake)
+    made = {}
+    for name, rrule, start, duration in (("nights", "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH", "2026-12-07T19:00", "14h"),
+                                         ("weekend", "FREQ=WEEKLY;BYDAY=FR", "2026-12-11T19:00", "49h")):
+        schedule = {"timezone": timezone, "recurrences": [{"rrule": rrule, "duration": duration, "start": start}]}
+        status, payload = call(fake, "POST", "/api/v2/downtime", downtime_body(monitor_id, schedule=schedule,
+                                                                                message=name))
+        assert status == 200, payload
+        made[name] = payload["data"]["id"]
+    return made
+
+
+def _offset(timezone, local):
+    return datetime.datetime.fromisoformat(local).replace(tzinfo=ZoneInfo(timezone)).strftime("%z")
+
+
+def _listed(fake, query=""):
+    status, payload = call(fake, "GET", "/api/v2/downtime" + query)
+    assert status == 200 and parses_cleanly(payload, ListDowntimesResponse), payload
+    return {d["attributes"]["message"]: d["attributes"] for d in payload["data"]}
+
+
+@pytest.mark.parametrize("local, nights, weekend", [
+    ("2026-12-08T11:00:00", "scheduled", "scheduled"),   # Tuesday, a working hour
+    ("2026-12-08T23:30:00", "active", "scheduled"),      # Tuesday night
+    ("2026-12-12T15:00:00", "scheduled", "active"),      # Saturday afternoon
+    ("2026-12-14T08:30:00", "active", "scheduled"),      # Monday 08:30: Sunday night's downtime
+])
+def test_current_only_lists_only_the_downtimes_active_at_the_fakes_time(local, nights, weekend):
+    fake = FakeDatadog()
+    _lab_downtimes(fake)
+    fake.set_clock(local + _offset("America/New_York", local))
+    every = _listed(fake)
+    assert {name: a["status"] for name, a in every.items()} == {"nights": nights, "weekend": weekend}
+    current = _listed(fake, "?current_only=true")
+    assert sorted(current) == sorted(name for name, status in (("nights", nights), ("weekend", weekend))
+                                     if status == "active")
+    assert sorted(_listed(fake, "?current_only=false")) == ["nights", "weekend"]
+
+
+def test_current_downtime_is_the_period_in_progress_else_the_next_one_in_utc():
+    fake = FakeDatadog()
+    _lab_downtimes(fake)
+    fake.set_clock("2026-12-08T11:00:00-05:00")
+    nights = _listed(fake)["nights"]["schedule"]["current_downtime"]
+    assert nights == {"start": "2026-12-09T00:00:00+00:00", "end": "2026-12-09T14:00:00+00:00"}
+    fake.set_clock("2026-12-12T15:00:00-05:00")
+    weekend = _listed(fake)["weekend"]["schedule"]["current_downtime"]
+    assert weekend == {"start": "2026-12-12T00:00:00+00:00", "end": "2026-12-14T01:00:00+00:00"}
+
+
+def test_without_current_only_canceled_and_ended_downtimes_are_listed_too():
+    fake = FakeDatadog()
+    made = _lab_downtimes(fake)
+    assert call(fake, "DELETE", "/api/v2/downtime/" + made["weekend"]) == (204, None)
+    ending = downtime_body(_monitor_id(fake), message="once", schedule={"start": None,
+                                                                        "end": "2026-12-07T14:00:00Z"})
+    assert call(fake, "POST", "/api/v2/downtime", ending)[0] == 200
+    fake.set_clock("2026-12-12T15:00:00-05:00")
+    assert {n: a["status"] for n, a in _listed(fake).items()} == {
+        "nights": "scheduled", "weekend": "canceled", "once": "ended"}
+    assert _listed(fake, "?current_only=true") == {}
+
+
+def test_the_clock_is_set_and_put_back_through_its_control_endpoint():
+    fake = FakeDatadog()
+    status, clock = call(fake, "PUT", "/fake/clock", {"now": "2026-12-08T11:00:00-05:00"})
+    assert status == 200 and clock["now"].startswith("2026-12-08T16:00:0"), clock
+    _lab_downtimes(fake)   # sets the clock to that Monday morning, through the same state
+    assert call(fake, "GET", "/fake/clock")[1]["now"].startswith("2026-12-07T13:00:0")
+    assert call(fake, "PUT", "/fake/clock", {"now": "2026-12-08T11:00:00"})[0] == 400   # no offset
+    status, clock = call(fake, "DELETE", "/fake/clock")
+    assert status == 200 and clock["offset_seconds"] == 0.0
+    assert abs(time.time() - datetime.datetime.fromisoformat(clock["now"]).timestamp()) < 5

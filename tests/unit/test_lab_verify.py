@@ -190,3 +190,191 @@ def test_a_narrowed_run_asks_only_its_checks_and_prints_its_one_line(fake):
     assert line(out, "apm")[0]
     with pytest.raises(AssertionError):
         line(out, "host")
+
+
+# ---- the downtimes line at any hour (issue 26) --------------------------------------------------------
+# Datadog's API reference, List downtimes (GET /api/v2/downtime): current_only "Only return downtimes that
+# are active when the request is made", so the lab's downtimes, scheduled through working hours, are
+# listed without it; DowntimeStatus is active, canceled, ended or scheduled; a recurring schedule's
+# current_downtime is the period in progress or the next one. The fake answers so at the time its clock
+# is set to (PUT /fake/clock).
+
+sys.path.insert(0, str(ROOT / "roles/lab_verify/module_utils"))
+import lab_verify_checks  # noqa: E402
+
+ZONE = "America/New_York"
+
+
+def set_clock(fake, now):
+    request = urllib.request.Request(fake.url + "/fake/clock", data=json.dumps({"now": now}).encode(), method="PUT")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def make_lab_downtimes(fake, timezone=ZONE):
+    """The lab's two downtimes as roles/datadog_resources makes them (its templates/downtimes and its
+    managed-by line), on Monday 2026-12-07 at 08:00 in the downtimes' timezone; their ids."""
+    set_clock(fake, "2026-12-07T08:00:00-05:00")
+    _, monitor = post(fake, "/api/v1/monitor", {
+        "name": "my_metric high", "type": "metric alert", "tags": ["managed-by:ansible-datadog-resources"],
+        "query": "max(last_5m):max:my_metric{host:x} > 800"}, app_key=APP_KEY)
+    ids = {}
+    for name, rrule, start, duration in (("Weekday nights", "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH", "2026-12-07T19:00",
+                                          "14h"), ("Weekend", "FREQ=WEEKLY;BYDAY=FR", "2026-12-11T19:00", "49h")):
+        _, made = post(fake, "/api/v2/downtime", {"data": {"type": "downtime", "attributes": {
+            "scope": "*", "message": "Muted.\n\n%s downtime:%s]" % (MARK, name), "display_timezone": timezone,
+            "monitor_identifier": {"monitor_id": monitor["id"]},
+            "schedule": {"timezone": timezone, "recurrences": [{"rrule": rrule, "duration": duration,
+                                                                "start": start}]}}}}, app_key=APP_KEY)
+        ids[name] = made["data"]["id"]
+    return ids
+
+
+def downtimes_line(fake):
+    api = lab_verify_checks.Api(fake.url, API_KEY, APP_KEY)
+    try:
+        spec = {"managed_by": "ansible-datadog-resources", "expected": {"dashboards": 0, "monitors": 0, "downtimes": 2}}
+        results = lab_verify_checks.check_resources(api, spec, "https://app.datadoghq.com")
+    finally:
+        api.close()
+    line_ = next(r for r in results if r["check"] == "downtimes")
+    return line_["passed"], line_["line"]
+
+
+@pytest.mark.parametrize("now, nights, weekend", [
+    ("2026-12-08T11:00:00-05:00", "scheduled, next 2026-12-08 19:00", "scheduled, next 2026-12-11 19:00"),
+    ("2026-12-09T02:00:00-05:00", "active, until 2026-12-09 09:00", "scheduled, next 2026-12-11 19:00"),
+    ("2026-12-12T15:00:00-05:00", "scheduled, next 2026-12-13 19:00", "active, until 2026-12-13 20:00"),
+], ids=["Tuesday 11:00 (a working hour)", "Wednesday 02:00 (a weekday night)", "Saturday 15:00 (the weekend)"])
+def test_the_downtimes_line_passes_at_any_hour_with_each_ones_status_and_next_start(fake, now, nights, weekend):
+    make_lab_downtimes(fake)
+    set_clock(fake, now)
+    passed, text = downtimes_line(fake)
+    assert passed, text
+    assert text.startswith("2 of 2 downtimes: Weekday nights (%s %s) https://app.datadoghq.com/monitors/downtimes"
+                           "?id=" % (nights, ZONE)), text
+    assert "; Weekend (%s %s) " % (weekend, ZONE) in text, text
+
+
+def test_a_canceled_downtime_fails_the_line_naming_it(fake):
+    ids = make_lab_downtimes(fake)
+    request = urllib.request.Request(fake.url + "/api/v2/downtime/" + ids["Weekend"], method="DELETE",
+                                     headers={"DD-API-KEY": API_KEY, "DD-APPLICATION-KEY": APP_KEY})
+    urllib.request.urlopen(request, timeout=10).read()
+    set_clock(fake, "2026-12-08T11:00:00-05:00")
+    passed, text = downtimes_line(fake)
+    assert not passed
+    assert text.startswith("1 of 2 downtimes: Weekday nights (scheduled, next 2026-12-08 19:00 %s)" % ZONE), text
+    assert "; Weekend is canceled; run playbooks/resources.yml" in text, text
+
+
+def test_a_missing_downtime_fails_the_line_and_says_what_to_run(fake):
+    passed, text = downtimes_line(fake)
+    assert not passed and text == "0 of 2 downtimes: run playbooks/resources.yml (DD_APP_KEY set)", text
+
+
+def test_the_downtimes_of_another_mark_or_after_a_page_are_counted_right(fake):
+    for number in range(lab_verify_checks.PAGE):   # someone else's, listed before the lab's on a second page
+        post(fake, "/api/v2/downtime", {"data": {"type": "downtime", "attributes": {
+            "scope": "*", "monitor_identifier": {"monitor_tags": ["team:other"]},
+            "message": "[managed-by:other downtime:Weekend] %d" % number}}}, app_key=APP_KEY)
+    make_lab_downtimes(fake)
+    set_clock(fake, "2026-12-08T11:00:00-05:00")
+    passed, text = downtimes_line(fake)
+    assert passed and text.startswith("2 of 2 downtimes"), text
+
+
+def test_verify_passes_at_a_working_hour_on_tuesday(fake):
+    feed(fake)
+    make_lab_downtimes(fake, timezone="UTC")
+    set_clock(fake, "2026-12-08T11:00:00+00:00")
+    rc, out, _ = verify(fake)
+    assert rc == 0, out[-3000:]
+    passed, text = line(out, "downtimes")
+    assert passed, text
+    assert "Weekday nights (scheduled, next 2026-12-08 19:00 UTC)" in text, text
+    assert "Weekend (scheduled, next 2026-12-11 19:00 UTC)" in text, text
+
+
+# ---- the other lines against Datadog's documented semantics (issue 26) ----------------------------------
+# GET /api/v1/query: from and to are "seconds since the Unix epoch"; Datadog rolls points up by the time
+# frame asked, 20 s for an hour up to 5 min for a day ("Rollup Interval, API",
+# docs.datadoghq.com/dashboards/functions/rollup), and each series' `interval` is that width in seconds.
+
+def metric_spec(**changes):
+    spec = {"host": LAB["lab_hostname"], "custom_metric": "my_metric", "custom_metric_tag": "type:custom",
+            "custom_interval": 45}
+    spec.update(changes)
+    return spec
+
+
+def test_the_fake_rolls_points_up_as_datadogs_api_does_by_time_frame(fake):
+    feed(fake, parts=("my_metric",))
+    api = lab_verify_checks.Api(fake.url, API_KEY, APP_KEY)
+    try:
+        now = time.time()
+        hour = api.query("avg:my_metric{type:custom}", now - 3600, now)
+        day = api.query("avg:my_metric{type:custom}", now - 86400, now)
+    finally:
+        api.close()
+    assert hour[0]["interval"] == 20 and len(hour[0]["pointlist"]) == 4
+    assert day[0]["interval"] == 300 and all(p[0] % 300000 == 0 for p in day[0]["pointlist"])
+    assert len(day[0]["pointlist"]) < 4
+
+
+@pytest.mark.parametrize("since_ago", [300, 3600, 86400, 7 * 86400])
+def test_my_metric_45_s_apart_passes_whatever_the_window_asked(fake, since_ago):
+    feed(fake, parts=("my_metric",))
+    api = lab_verify_checks.Api(fake.url, API_KEY, APP_KEY)
+    try:
+        now = time.time()
+        result = lab_verify_checks.check_custom_metric(api, metric_spec(), now - since_ago, now, "https://x")
+    finally:
+        api.close()
+    assert result["passed"], result
+
+
+@pytest.mark.parametrize("interval", [15, 90])
+def test_my_metric_at_another_interval_fails_at_the_default_rollup(fake, interval):
+    feed(fake, parts=("my_metric",), interval=interval)
+    api = lab_verify_checks.Api(fake.url, API_KEY, APP_KEY)
+    try:
+        now = time.time()
+        result = lab_verify_checks.check_custom_metric(api, metric_spec(), now - 900, now, "https://x")
+    finally:
+        api.close()
+    assert not result["passed"] and "min_collection_interval" in result["line"], result
+
+
+# POST /api/v2/logs/events/search: filter.from and filter.to "support date math and regular timestamps
+# (milliseconds)", and default to now-15m and now (datadog-api-client's LogsQueryFilter).
+
+def search_logs(fake, flt):
+    request = urllib.request.Request(fake.url + "/api/v2/logs/events/search", method="POST",
+                                     data=json.dumps({"filter": flt}).encode(),
+                                     headers={"Content-Type": "application/json", "DD-API-KEY": API_KEY,
+                                              "DD-APPLICATION-KEY": APP_KEY})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())["data"]
+
+
+def test_the_logs_window_takes_milliseconds_and_date_math_as_datadog_documents(fake):
+    feed(fake, parts=("logs",))
+    now_ms = int(time.time() * 1000)
+    assert search_logs(fake, {"query": "service:%s" % LAB["lab_service"], "from": str(now_ms - 60000)})
+    assert not search_logs(fake, {"query": "*", "from": str(now_ms + 60000)})
+    assert search_logs(fake, {"query": "*", "from": "now-1m", "to": "now"})
+    assert search_logs(fake, {"query": "*"})   # the default window: the last 15 minutes
+
+
+def test_verify_counts_only_the_logs_since_its_start(fake):
+    feed(fake, parts=("logs",))
+    api = lab_verify_checks.Api(fake.url, API_KEY, APP_KEY)
+    try:
+        spec = {"service": LAB["lab_service"], "host": LAB["lab_hostname"], "logs": True}
+        since = time.time() - 120
+        result = lab_verify_checks.check_logs(api, spec, since, "https://x")
+        assert result["passed"], result
+        assert not lab_verify_checks.check_logs(api, spec, time.time() + 60, "https://x")["passed"]
+    finally:
+        api.close()

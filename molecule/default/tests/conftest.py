@@ -17,6 +17,14 @@ def lab(host):
 
 def fake_api_get(path):
     """GET on the fake Datadog API, on the controller's loopback (prepare.yml started it)."""
+    return fake_api_call("GET", path)
+
+
+def fake_api_call(method, path, body=None):
+    """One call to the fake Datadog API's test control (/fake/...): its decoded answer."""
     port = yaml.safe_load((SCENARIO / "host_vars/localhost.yml").read_text())["lab_fake_api_port"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
         return json.load(resp)

@@ -5,11 +5,14 @@ The path under test: app -> agent stand-in (it forwards what it collects) -> the
 its read endpoints -> verify on the controller. Kept to a few short runs (lab_verify_checks and
 lab_verify_since narrow each one to the part at hand).
 """
+import datetime
 import math
 import os
 import time
+from zoneinfo import ZoneInfo
 
-from lab_testinfra import ansible_playbook, http_get, wait_for
+from conftest import fake_api_call
+from lab_testinfra import ansible_playbook, http_get, inventory_value, wait_for
 
 CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "dashboards", "monitor", "downtimes")
 
@@ -99,3 +102,20 @@ def test_a_stopped_app_fails_the_apm_line_then_passes_again_after_requests(host,
     assert get_routes(host, lab, wait=120) == [200, 200, 200], "the restarted app did not answer in 120 s"
     rc, out = narrowed(["apm"], since, timeout=60, poll=4)
     assert rc == 0, out[-2000:]
+
+
+def test_the_downtimes_line_passes_at_a_working_hour(host):
+    """Issue 26: at 11:00 on a Tuesday in the downtimes' timezone both are scheduled, not active, and
+    the line passes with each one's next start. The fake's clock says when it is (PUT /fake/clock)."""
+    zone = ZoneInfo(inventory_value(host, "datadog_resources_downtime_timezone", role="datadog_resources"))
+    today = datetime.datetime.now(zone)
+    tuesday = (today + datetime.timedelta(days=(1 - today.weekday()) % 7 or 7)).replace(
+        hour=11, minute=0, second=0, microsecond=0)
+    fake_api_call("PUT", "/fake/clock", {"now": tuesday.isoformat()})
+    try:
+        rc, out = narrowed(["resources"], time.time())
+    finally:
+        fake_api_call("DELETE", "/fake/clock")
+    passed, text = line(out, "downtimes")
+    assert rc == 0 and passed, text
+    assert text.count("(scheduled, next ") == 2, text

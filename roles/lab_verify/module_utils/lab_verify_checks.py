@@ -8,8 +8,15 @@ and `url` (where to look on the user's site). A 403 stops the round: waiting won
 
 from __future__ import absolute_import, division, print_function
 
+import datetime
 import json
+import re
 import time
+
+try:
+    from zoneinfo import ZoneInfo
+except ImportError:  # Python < 3.9: times are printed in UTC
+    ZoneInfo = None
 
 try:
     from datadog_api_client import ApiClient, Configuration
@@ -31,6 +38,10 @@ except ImportError:  # the module reports it with missing_required_lib()
 
 # What an application key must be allowed to read for these checks (Datadog's scope names).
 SCOPES = "hosts_read, metrics_read, timeseries_query, logs_read_data, monitors_read, dashboards_read, monitors_downtime"
+# my_metric's gaps are measured over this many seconds at most (its line says why).
+METRIC_WINDOW = 600
+# Downtimes asked per page (Datadog's page[limit]; its default is 30).
+PAGE = 100
 
 
 class Forbidden(Exception):
@@ -110,16 +121,23 @@ def check_host(api, spec, since, web):
 
 
 def check_custom_metric(api, spec, since, until, web):
+    """Points of my_metric, about custom_interval apart, over the last METRIC_WINDOW seconds at most: Datadog
+    rolls points up by the time frame asked (20 s buckets for an hour, 5 min for a day: Datadog's rollup
+    docs), and a bucket wider than the interval hides it. A bucket's width still blurs each gap by up to
+    one bucket (the series' `interval`), hence the tolerance."""
     metric, tag, interval = spec["custom_metric"], spec["custom_metric_tag"], spec["custom_interval"]
     query = "avg:%s{host:%s,%s}" % (metric, spec["host"], tag)
     url = "%s/metric/explorer?exp_metric=%s" % (web, metric)
-    points = _points(api.query(query, since, until))
+    since = max(since, until - METRIC_WINDOW)
+    series = api.query(query, since, until)
+    points = _points(series)
     if len(points) < 2:
         return _result("my_metric", False, "%s: %d point(s) since %s, 2 needed: is the custom_random check "
                        "running (datadog-agent check custom_random)?" % (query, len(points), _ago(since)), url)
     gaps = sorted(b - a for a, b in zip(points, points[1:]))
     median = gaps[len(gaps) // 2]
-    if abs(median - interval) > interval / 3.0:
+    bucket = max([s.get("interval") or 0 for s in series] + [0])
+    if abs(median - interval) > max(interval / 3.0, bucket):
         return _result("my_metric", False, "%s: points %.0f s apart, not about %d s: check min_collection_interval "
                        "in conf.d/custom_random.d/conf.yaml" % (query, median, interval), url)
     return _result("my_metric", True, "%s: %d points, about %.0f s apart" % (query, len(points), median), url)
@@ -164,7 +182,8 @@ def check_logs(api, spec, since, web):
     url = "%s/logs?query=%s" % (web, query.replace(" ", "%20"))
     if not spec["logs"]:
         return _result("logs", True, "log collection is off (logs_enabled): no logs expected", url)
-    body = LogsListRequest(filter=LogsQueryFilter(query=query, _from=_iso(since), to="now"),
+    # filter.from "supports date math and regular timestamps (milliseconds)" (LogsQueryFilter): milliseconds.
+    body = LogsListRequest(filter=LogsQueryFilter(query=query, _from=str(int(since * 1000)), to="now"),
                            page=LogsListRequestPage(limit=50), sort=LogsSort.TIMESTAMP_DESCENDING)
     logs = api.call("POST /api/v2/logs/events/search", api.logs.list_logs, body=body).get("data") or []
     traced = [log for log in logs if ((log.get("attributes") or {}).get("attributes") or {}).get("dd", {}).get("trace_id")]
@@ -183,8 +202,7 @@ def check_resources(api, spec, web):
                   if mark in (d.get("description") or "")]
     monitors = api.call("GET /api/v1/monitor", api.monitors.list_monitors,
                         monitor_tags="managed-by:%s" % spec["managed_by"]) or []
-    downtimes = [d for d in (api.call("GET /api/v2/downtime", api.downtimes.list_downtimes, current_only=True)
-                             .get("data") or []) if mark in ((d.get("attributes") or {}).get("message") or "")]
+    downtimes = _marked_downtimes(api, spec["managed_by"])
     results = []
     expected = spec["expected"]
     hint = "run playbooks/resources.yml (DD_APP_KEY set)"
@@ -194,11 +212,74 @@ def check_resources(api, spec, web):
     found = ["%s [%s] %s/monitors/%s" % (m.get("name"), m.get("overall_state"), web, m.get("id")) for m in monitors]
     results.append(_result("monitor", len(monitors) >= expected["monitors"], "%d of %d monitors: %s" % (
         len(monitors), expected["monitors"], "; ".join(found) or hint), "%s/monitors/manage" % web))
-    found = ["%s (%s) %s/monitors/downtimes?id=%s" % (
-        d["attributes"].get("scope"), d["attributes"].get("status"), web, d.get("id")) for d in downtimes]
-    results.append(_result("downtimes", len(downtimes) >= expected["downtimes"], "%d of %d downtimes: %s" % (
-        len(downtimes), expected["downtimes"], "; ".join(found) or hint), "%s/monitors/downtimes" % web))
+    results.append(_downtimes_line(downtimes, expected["downtimes"], hint, web))
     return results
+
+
+def _marked_downtimes(api, managed_by):
+    """Every downtime carrying the lab's mark, as {name, status, attributes, id}, whatever its status.
+    Not `current_only=true`: that lists only the downtimes active when the request is made (Datadog's API
+    reference, List downtimes), and the lab's are scheduled through working hours."""
+    marker = re.compile(r"\[managed-by:%s downtime:([^\]]*)\]" % re.escape(managed_by))
+    found, offset = [], 0
+    while True:
+        page = api.call("GET /api/v2/downtime", api.downtimes.list_downtimes, page_offset=offset, page_limit=PAGE)
+        batch = (page or {}).get("data") or []
+        for downtime in batch:
+            attributes = downtime.get("attributes") or {}
+            match = marker.search(attributes.get("message") or "")
+            if match:
+                found.append({"name": match.group(1), "status": attributes.get("status"),
+                              "attributes": attributes, "id": downtime.get("id")})
+        offset += len(batch)
+        if len(batch) < PAGE:
+            return found
+
+
+def _downtimes_line(downtimes, expected, hint, web):
+    """Live downtimes are active (muting now) or scheduled (muting later); canceled and ended ones are gone."""
+    live = dict((d["name"], d) for d in downtimes if d["status"] in ("active", "scheduled"))
+    gone = dict((d["name"], d) for d in downtimes if d["name"] not in live)
+    found = ["%s (%s) %s/monitors/downtimes?id=%s" % (name, _downtime_when(d), web, d["id"])
+             for name, d in sorted(live.items())]
+    passed = len(live) >= expected
+    if not passed:
+        found += ["%s is %s" % (name, d["status"]) for name, d in sorted(gone.items())] + [hint]
+    text = "; ".join(found)
+    return _result("downtimes", passed, "%d of %d downtimes: %s" % (len(live), expected, text),
+                   "%s/monitors/downtimes" % web)
+
+
+def _downtime_when(downtime):
+    """"scheduled, next <start>" or "active, until <end>", from the schedule Datadog answers: a recurring
+    schedule's current_downtime is the period in progress or the next one; a one-time schedule has start
+    and end."""
+    attributes = downtime["attributes"]
+    schedule = attributes.get("schedule") or {}
+    period = schedule.get("current_downtime") or schedule
+    zone = schedule.get("timezone") or attributes.get("display_timezone") or "UTC"
+    if downtime["status"] == "active":
+        return "active, until %s" % (_local_time(period.get("end"), zone) if period.get("end") else "canceled")
+    return "scheduled, next %s" % _local_time(period.get("start"), zone)
+
+
+def _local_time(text, zone):
+    """An ISO 8601 time with its offset as "YYYY-MM-DD HH:MM <zone>" (in UTC without zoneinfo)."""
+    match = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d)(?::\d\d(?:\.\d+)?)?(Z|[+-]\d\d:?\d\d)?$", text or "")
+    if not match:
+        return text or "?"
+    instant = datetime.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M")
+    offset = match.group(2) or "Z"
+    if offset != "Z":
+        sign = -1 if offset[0] == "-" else 1
+        instant -= sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[-2:]))
+    if ZoneInfo is None or zone == "UTC":
+        return instant.strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        utc = instant.replace(tzinfo=ZoneInfo("UTC"))
+        return utc.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M ") + zone
+    except Exception:  # noqa: BLE001 - a zone this Python doesn't know: UTC
+        return instant.strftime("%Y-%m-%d %H:%M UTC")
 
 
 ALL_CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "resources")

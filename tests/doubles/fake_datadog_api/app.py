@@ -19,6 +19,8 @@ import uuid
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+from dateutil.rrule import rrulestr
+
 from fake_datadog_api import intake
 from fake_datadog_api.bodies import problems
 
@@ -51,18 +53,37 @@ UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 NOTIFY_END_STATES_ORDER = ["warn", "no data", "alert"]
 
 
-def _now():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
-
-
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 def _local(start, timezone):
     """A recurrence's local start in its schedule's timezone, as an aware UTC datetime."""
     zone = ZoneInfo(timezone or "UTC")
     return datetime.datetime.fromisoformat(start).replace(tzinfo=zone).astimezone(datetime.timezone.utc)
+
+
+def _instant(text):
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _period(recurrence, timezone, now):
+    """The period of one recurrence in progress at `now`, else its next one, else None (the rule has
+    ended): (start, end) as aware UTC datetimes. The rule's occurrences are local times of the schedule's
+    timezone, from the recurrence's start on; a duration is elapsed time."""
+    zone = ZoneInfo(timezone or "UTC")
+    number, unit = re.match(r"([0-9]+)([mhdw])", recurrence["duration"]).groups()
+    length = datetime.timedelta(**{UNITS[unit]: int(number)})
+    first = datetime.datetime.fromisoformat(recurrence["start"])
+    rule = rrulestr(recurrence["rrule"], dtstart=first)
+    local_now = now.astimezone(zone).replace(tzinfo=None)
+    occurrences = [first] if first <= local_now and first not in rule else []
+    occurrences += rule.between(local_now - length, local_now, inc=True)
+    for begin in occurrences:
+        begin = begin.replace(tzinfo=zone).astimezone(datetime.timezone.utc)
+        if begin <= now < begin + length:
+            return begin, begin + length
+    following = rule.after(local_now)
+    if following is None:
+        return None
+    begin = following.replace(tzinfo=zone).astimezone(datetime.timezone.utc)
+    return begin, begin + length
 
 
 def _float_thresholds(monitor):
@@ -101,6 +122,9 @@ class FakeDatadog:
         self.injections = []
         self.state = _empty_state()
         self.intake = intake.Intake()
+        # The fake's clock: seconds to add to the real time. It is what "now" means to the downtimes
+        # (their status, current_downtime, the start-in-the-past rule) and to the server's timestamps.
+        self.clock_offset = 0.0
         if state_file and os.path.exists(state_file):
             with open(state_file, encoding="utf-8") as handle:
                 self.state.update(json.load(handle))
@@ -121,6 +145,32 @@ class FakeDatadog:
             )
             return reply
 
+    # ---- the fake's clock ---------------------------------------------------------------------
+
+    def utcnow(self):
+        """The fake's current time (an aware UTC datetime): the real time unless a test set the clock."""
+        return datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=self.clock_offset)
+
+    def _now(self):
+        return self.utcnow().isoformat(timespec="microseconds")
+
+    def set_clock(self, now=None):
+        """Make it `now` (an aware datetime, or ISO 8601 text with its offset) from here on, time going on
+        from there; None puts the clock back to the real time."""
+        with self.lock:
+            self._set_clock(now)
+
+    def _set_clock(self, now):
+        if isinstance(now, str):
+            now = datetime.datetime.fromisoformat(now.replace("Z", "+00:00"))
+        if now is not None and now.tzinfo is None:
+            raise ValueError("the clock needs a time with its UTC offset")
+        real = datetime.datetime.now(datetime.timezone.utc)
+        self.clock_offset = 0.0 if now is None else (now - real).total_seconds()
+
+    def _clock(self):
+        return {"now": self._now(), "offset_seconds": self.clock_offset}
+
     # ---- test control (not Datadog's) ------------------------------------------------------
 
     def _control(self, method, path, body_bytes):
@@ -138,12 +188,24 @@ class FakeDatadog:
             self.intake.data = intake.empty()
             return Reply(200, self.intake.data)
         if path == "/fake/reset" and method == "POST":
+            self.clock_offset = 0.0
             self.state = _empty_state()
             self.intake.data = intake.empty()
             self.requests = []
             self.injections = []
             self._save()
             return Reply(200, {"reset": True})
+        if path == "/fake/clock" and method == "GET":
+            return Reply(200, self._clock())
+        if path == "/fake/clock" and method == "DELETE":
+            self._set_clock(None)
+            return Reply(200, self._clock())
+        if path == "/fake/clock" and method == "PUT":
+            try:
+                self._set_clock(str(body["now"]))
+            except (KeyError, TypeError, ValueError):
+                return _error(400, 'PUT /fake/clock takes {"now": "YYYY-MM-DDTHH:MM:SS+HH:MM"}, with its offset')
+            return Reply(200, self._clock())
         if path == "/fake/requests" and method == "GET":
             return Reply(200, self.requests)
         if path == "/fake/requests" and method == "DELETE":
@@ -266,7 +328,7 @@ class FakeDatadog:
             return _error(400, *found)
         dashboard_id = "-".join(
             "".join(random.choices(string.ascii_lowercase + string.digits, k=3)) for _ in range(3))
-        now = _now()
+        now = self._now()
         dashboard = {
             "notify_list": [], "template_variables": [], "is_read_only": False, "description": None, "tags": None,
         }
@@ -300,7 +362,7 @@ class FakeDatadog:
         dashboard.update({"notify_list": [], "template_variables": [], "is_read_only": False,
                           "description": None, "tags": None})
         dashboard.update(self._read_write(body, DASHBOARD_READ_ONLY))
-        dashboard["modified_at"] = _now()
+        dashboard["modified_at"] = self._now()
         if dashboard.get("layout_type") == "ordered":
             dashboard.setdefault("reflow_type", "auto")
         self._number_widgets(dashboard.get("widgets", []))
@@ -348,7 +410,7 @@ class FakeDatadog:
             return _error(400, *found)
         monitor_id = self.state["next_monitor_id"]
         self.state["next_monitor_id"] += 1
-        now = _now()
+        now = self._now()
         monitor = {"name": "", "message": "", "tags": [], "priority": None, "restricted_roles": None}
         monitor.update(self._read_write(body, MONITOR_READ_ONLY))
         monitor["options"] = dict(MONITOR_OPTION_DEFAULTS, **body.get("options", {}))
@@ -382,7 +444,7 @@ class FakeDatadog:
         if found:
             return _error(400, *found)
         _float_thresholds(merged)
-        merged["modified"] = _now()
+        merged["modified"] = self._now()
         self.state["monitors"][monitor_id] = merged
         self._save()
         return Reply(200, merged)
@@ -406,9 +468,12 @@ class FakeDatadog:
     # ---- downtimes (v2) --------------------------------------------------------------------
 
     def list_downtimes(self, query, _body):
-        downtimes = list(self.state["downtimes"].values())
+        downtimes = [self._at_now(d) for d in self.state["downtimes"].values()]
+        # "current_only: Only return downtimes that are active when the request is made" (Datadog's API
+        # reference, List downtimes; datadog-api-client's list_downtimes); no future ones (DataDog/datadogpy
+        # issue 757). Without it every downtime is listed, canceled ones too.
         if query.get("current_only") == "true":
-            downtimes = [d for d in downtimes if d["attributes"]["status"] in ("active", "scheduled")]
+            downtimes = [d for d in downtimes if d["attributes"]["status"] == "active"]
         offset = int(query.get("page[offset]", 0))
         limit = int(query.get("page[limit]", 30))
         return Reply(200, {"data": downtimes[offset:offset + limit],
@@ -421,7 +486,7 @@ class FakeDatadog:
         if found:
             return _error(400, *found)
         downtime_id = str(uuid.uuid4())
-        now = _now()
+        now = self._now()
         stored = {"display_timezone": "UTC", "message": None, "mute_first_recovery_notification": False,
                   "notify_end_states": ["alert", "no data", "warn"], "notify_end_types": ["expired"]}
         stored.update(copy.deepcopy(attributes))
@@ -432,13 +497,13 @@ class FakeDatadog:
                     "relationships": self._downtime_relationships(stored)}
         self.state["downtimes"][downtime_id] = downtime
         self._save()
-        return Reply(200, {"data": downtime})
+        return Reply(200, {"data": self._at_now(downtime)})
 
     def get_downtime(self, _query, _body, downtime_id):
         downtime = self.state["downtimes"].get(downtime_id)
         if downtime is None:
             return _error(404, "Downtime not found")
-        return Reply(200, {"data": downtime})
+        return Reply(200, {"data": self._at_now(downtime)})
 
     def update_downtime(self, _query, body, downtime_id):
         downtime = self.state["downtimes"].get(downtime_id)
@@ -453,18 +518,18 @@ class FakeDatadog:
             return _error(400, *found)
         stored = downtime["attributes"]
         stored.update(copy.deepcopy(attributes))
-        stored["modified"] = _now()
+        stored["modified"] = self._now()
         self._fill_schedule(stored)
         self._canonical_downtime(stored)
         downtime["relationships"] = self._downtime_relationships(stored)
         self._save()
-        return Reply(200, {"data": downtime})
+        return Reply(200, {"data": self._at_now(downtime)})
 
     def cancel_downtime(self, _query, _body, downtime_id):
         downtime = self.state["downtimes"].get(downtime_id)
         if downtime is None:
             return _error(404, "Downtime not found")
-        downtime["attributes"].update({"canceled": _now(), "status": "canceled"})
+        downtime["attributes"].update({"canceled": self._now(), "status": "canceled"})
         self._save()
         return Reply(204)
 
@@ -483,7 +548,7 @@ class FakeDatadog:
                 found.append("schedule.recurrences[%d].start: must not include a UTC offset" % index)
             elif start and not LOCAL_START.match(start):
                 found.append("schedule.recurrences[%d].start: must be YYYY-MM-DDTHH:MM[:SS]" % index)
-            elif start and _local(start, attributes["schedule"].get("timezone")) < _utcnow():
+            elif start and _local(start, attributes["schedule"].get("timezone")) < self.utcnow():
                 # Datadog can refuse a recurrence that starts in the past (datadog-sync-cli moves such
                 # starts to the next occurrence of the rule for that reason).
                 found.append("schedule.recurrences[%d].start: %s is in the past" % (index, start))
@@ -500,19 +565,11 @@ class FakeDatadog:
         for key in ("start", "end"):
             if isinstance(schedule.get(key), str):
                 schedule[key] = datetime.datetime.fromisoformat(schedule[key].replace("Z", "+00:00")).isoformat()
-        recurrences = schedule.get("recurrences") or []
-        for recurrence in recurrences:
+        for recurrence in schedule.get("recurrences") or []:
             if recurrence.get("start"):
                 recurrence["start"] = datetime.datetime.fromisoformat(recurrence["start"]).strftime("%Y-%m-%dT%H:%M:%S")
-        if recurrences:
-            first = recurrences[0]
-            begin = _local(first["start"], schedule.get("timezone"))
-            number, unit = re.match(r"([0-9]+)([mhdw])", first["duration"]).groups()
-            end = begin + datetime.timedelta(**{UNITS[unit]: int(number)})
-            schedule["current_downtime"] = {"start": begin.isoformat(), "end": end.isoformat()}
 
-    @staticmethod
-    def _fill_schedule(stored):
+    def _fill_schedule(self, stored):
         schedule = stored.get("schedule")
         if not schedule:
             return
@@ -520,8 +577,33 @@ class FakeDatadog:
             schedule.setdefault("timezone", "UTC")
             for recurrence in schedule["recurrences"]:
                 if not recurrence.get("start"):
+                    # "If not provided, the downtime starts the moment it is created."
                     zone = ZoneInfo(schedule["timezone"])
-                    recurrence["start"] = datetime.datetime.now(zone).strftime("%Y-%m-%dT%H:%M")
+                    recurrence["start"] = self.utcnow().astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+
+    def _at_now(self, downtime):
+        """The downtime as Datadog answers it at the fake's current time: `status` is active while one of its
+        periods covers now, scheduled before its next one, ended after its last (canceled stays canceled);
+        a recurring schedule's `current_downtime` is the period in progress, else the next one, in UTC
+        (Datadog's API reference, DowntimeStatus and DowntimeScheduleCurrentDowntimeResponse)."""
+        attributes = downtime["attributes"]
+        if attributes.get("status") == "canceled":
+            return downtime
+        now = self.utcnow()
+        schedule = attributes.get("schedule") or {}
+        if schedule.get("recurrences"):
+            periods = [p for r in schedule["recurrences"] for p in [_period(r, schedule.get("timezone"), now)] if p]
+            active = [p for p in periods if p[0] <= now < p[1]]
+            current = active[0] if active else min(periods) if periods else None
+            if current:
+                schedule["current_downtime"] = {"start": current[0].isoformat(), "end": current[1].isoformat()}
+            attributes["status"] = "active" if active else "scheduled" if current else "ended"
+            return downtime
+        start, end = (_instant(schedule.get(k)) for k in ("start", "end"))
+        start = start or _instant(attributes.get("created"))
+        attributes["status"] = ("ended" if end and end <= now else "scheduled" if start and now < start
+                                else "active")
+        return downtime
 
     @staticmethod
     def _downtime_relationships(stored):

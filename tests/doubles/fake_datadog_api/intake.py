@@ -13,7 +13,8 @@ one exists, 400 naming the field otherwise):
 Read side (API and application key, Datadog's answer shapes):
     GET  /api/v1/hosts?filter=&from=        HostListResponse
     GET  /api/v1/query?from=&to=&query=     MetricsQueryResponse; queries of the form
-                                 AGG:METRIC{tag:value,...} [by {key,...}] [.as_count()]
+                                 AGG:METRIC{tag:value,...} [by {key,...}] [.as_count()], from and to in
+                                 seconds, points rolled up as Datadog's API does by default (ROLLUP_INTERVALS)
     POST /api/v2/logs/events/search         LogsListResponse; queries of space-separated
                                  key:value terms (service, host, source, status, a tag, @attribute:* )
 A metric monitor's overall_state follows its query over the series received (OK, Warn, Alert, No Data).
@@ -205,6 +206,9 @@ class Intake:
             return None
         scope = [t.strip() for t in match["scope"].split(",") if t.strip() and t.strip() != "*"]
         by = [k.strip() for k in (match["by"] or "").split(",") if k.strip()]
+        interval = rollup_interval(end - start)
+        # Each series is first rolled up in time (avg, or sum for .as_count()), then aggregated in space.
+        in_time = (lambda v: sum(v)) if match["count"] else (lambda v: sum(v) / len(v))
         groups = {}
         for serie in self.data["series"].values():
             if serie["metric"] != match["metric"]:
@@ -215,9 +219,12 @@ class Intake:
             group = tuple("%s:%s" % (k, _tag_value(tags, k)) for k in by)
             if any(g.endswith(":None") for g in group):
                 continue
+            buckets = {}
             for at, value in serie["points"]:
                 if start <= at <= end:
-                    groups.setdefault(group, {}).setdefault(int(at), []).append(value)
+                    buckets.setdefault(int(at) // interval * interval, []).append(value)
+            for at, values in buckets.items():
+                groups.setdefault(group, {}).setdefault(at, []).append(in_time(values))
         series = []
         for group, by_time in sorted(groups.items()):
             aggregate = {"avg": lambda v: sum(v) / len(v), "sum": sum, "min": min, "max": max}[match["agg"]]
@@ -226,7 +233,7 @@ class Intake:
             series.append({
                 "metric": match["metric"], "display_name": match["metric"], "expression": text, "scope": scope_text,
                 "tag_set": list(group), "pointlist": pointlist, "length": len(pointlist),
-                "start": pointlist[0][0], "end": pointlist[-1][0], "interval": 1, "aggr": match["agg"],
+                "start": pointlist[0][0], "end": pointlist[-1][0], "interval": interval, "aggr": match["agg"],
                 "unit": None, "attributes": {},
             })
         return {"status": "ok", "res_type": "time_series", "resp_version": 1, "query": text, "message": "",
@@ -236,7 +243,8 @@ class Intake:
         body = body or {}
         flt = body.get("filter") or {}
         terms = [t for t in (flt.get("query") or "*").split() if t != "*"]
-        start, end = _log_time(flt.get("from"), 0), _log_time(flt.get("to"), time.time() + 1)
+        # Datadog's defaults: from "now-15m", to "now" (datadog-api-client's LogsQueryFilter).
+        start, end = _log_time(flt.get("from") or "now-15m", 0), _log_time(flt.get("to") or "now", 0) + 1
         limit = int((body.get("page") or {}).get("limit", 10))
         found = [log for log in self.data["logs"] if start <= _log_time(log["attributes"]["timestamp"], 0) <= end
                  and all(_log_matches(log["attributes"], term) for term in terms)]
@@ -268,12 +276,26 @@ def _breaches(value, op, limit):
     return {">": value > limit, ">=": value >= limit, "<": value < limit, "<=": value <= limit}[op]
 
 
+# Datadog rolls points up to keep a series under 1500 points; the API's default rollup interval for a time
+# frame (docs.datadoghq.com/dashboards/functions/rollup, "Rollup Interval, API"): past hour 20 s, four hours
+# 1 min, a day 5 min, two days 10 min, a week 1 h, a month 4 h. A series' `interval` is it in seconds, as
+# Datadog's recorded answer shows (datadog-api-client-python, tests/v1/cassettes/test_scenarios/
+# test_query_timeseries_points_returns_ok_response.yaml: a day's query, "interval": 300).
+ROLLUP_INTERVALS = ((3600, 20), (4 * 3600, 60), (86400, 300), (2 * 86400, 600), (7 * 86400, 3600))
+
+
+def rollup_interval(seconds):
+    return next((interval for frame, interval in ROLLUP_INTERVALS if seconds <= frame), 4 * 3600)
+
+
 def _log_time(value, default):
     if value in (None, ""):
         return default
     if isinstance(value, (int, float)):
         return value / 1000.0 if value > 1e11 else float(value)
     text = str(value)
+    if text.isdigit():   # "regular timestamps (milliseconds)" (datadog-api-client's LogsQueryFilter)
+        return int(text) / 1000.0
     if text.startswith("now"):
         match = re.match(r"^now(?:-([0-9]+)([smhd]))?$", text)
         seconds = int(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]] if match and match[1] else 0

@@ -19,7 +19,8 @@ Datadog endpoints (need DD-API-KEY and DD-APPLICATION-KEY headers, else 403 {"er
     GET|PUT|DELETE /api/v1/dashboard/{id}
     GET|POST /api/v1/monitor                 list (?name substring, ?monitor_tags, ?page&page_size) | create
     GET|PUT|DELETE /api/v1/monitor/{id}      PUT replaces `options` as a whole
-    GET|POST /api/v2/downtime                list (?current_only, ?page[offset]&page[limit]) | create
+    GET|POST /api/v2/downtime                list (?current_only=true: only those active now at the fake's
+                                             clock; ?page[offset]&page[limit]) | create
     GET|PATCH|DELETE /api/v2/downtime/{id}   DELETE cancels (status "canceled"), as Datadog does
   Bodies are checked with datadog-api-client's models; a bad one gets 400 {"errors": [...]} naming
   the path of the bad field.
@@ -29,6 +30,10 @@ Test control (no keys; never Datadog's; not counted in /fake/requests):
                             "downtimes": {id: downtime data}, ...}; this is the endpoint to list state
     PUT  /fake/state        replace the state with the JSON body
     POST /fake/reset        empty state, request log and injections
+    GET  /fake/clock        the fake's time: {"now": ISO 8601 UTC, "offset_seconds": from the real time}
+    PUT  /fake/clock        {"now": "2026-12-08T11:00:00+00:00"}: it is that time from here on (time goes on);
+                            it governs the downtimes' status and current_downtime, and server timestamps
+    DELETE /fake/clock      back to the real time (so does /fake/reset)
     GET  /fake/requests     the Datadog requests seen: [{"method", "path", "query", "status", "time"}]
     DELETE /fake/requests   forget them
     POST /fake/inject       {"status": 429|500|503|403, "count": N or null (every request),
