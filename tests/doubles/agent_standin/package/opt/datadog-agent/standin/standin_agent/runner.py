@@ -196,7 +196,11 @@ class Instance:
 
 
 def instances_for(name, cfg, configs):
-    """Instance objects for every configured instance of check NAME (LoadError when it can't load)."""
+    """Instance objects for every configured instance of check NAME (LoadError when it can't load).
+    A config without instances (a logs-only integration, such as the lab's flask_app.d) schedules no
+    check, as the real agent does: nothing is loaded and nothing fails."""
+    if not any(conf.get('instances') for conf in configs.get(name, [])):
+        return []
     cls, version = load_class(name, cfg)
     out = []
     for conf in configs.get(name, []):
