@@ -19,20 +19,22 @@ SCENARIOS ?= postgresql datadog flask_app default
 SCENARIOS_216 ?= bionic
 SECOND_IMAGE ?= datadog-lab/debian:13
 # And the real `vagrant up` on a libvirt VM (tests/vm/run.sh), in the background beside the
-# scenarios (tests/harness/test.sh); VM_TEST=0 leaves it out.
+# scenarios (tests/harness/test.sh); VM_TEST=0 leaves it out. Then `vagrant up --provider=docker`
+# (tests/docker-provider/run.sh); DOCKER_PROVIDER_TEST=0 leaves it out.
 VM_TEST ?= 1
+DOCKER_PROVIDER_TEST ?= 1
 
-.PHONY: help test setup venv venv-2.16 engine images host-tools standin bionic-inputs lint vagrant-validate lint-2.16 unit clean test-vm
+.PHONY: help test setup venv venv-2.16 engine images host-tools standin bionic-inputs lint vagrant-validate lint-2.16 unit clean test-vm test-docker-provider
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-test: ## everything CI runs: setup, lint, vagrant validate, unit tests, every Molecule scenario, the VM test
+test: ## everything CI runs: setup, lint, vagrant validate, unit tests, every Molecule scenario, the VM test, the Docker-provider test
 	@$(STEP) setup $(MAKE) --no-print-directory setup
 	@$(STEP) standin $(MAKE) --no-print-directory standin
 	@$(if $(SCENARIOS_216),$(STEP) bionic-inputs $(MAKE) --no-print-directory bionic-inputs)
 	@SCENARIOS="$(SCENARIOS)" SCENARIOS_216="$(SCENARIOS_216)" SECOND_IMAGE="$(SECOND_IMAGE)" \
-	  VM_TEST="$(VM_TEST)" VENV_216="$(VENV_216)" tests/harness/test.sh
+	  VM_TEST="$(VM_TEST)" DOCKER_PROVIDER_TEST="$(DOCKER_PROVIDER_TEST)" VENV_216="$(VENV_216)" tests/harness/test.sh
 
 setup: venv venv-2.16 engine images host-tools ## the venvs, a running Docker engine, the base images, the VM tools
 
@@ -69,10 +71,12 @@ lint: venv ## yamllint, ansible-lint (production profile, offline), the playbook
 	ansible-lint --offline --profile production
 	ansible-playbook --syntax-check site.yml playbooks/*.yml
 
-vagrant-validate: ## vagrant validate of the Vagrantfile (libvirt provider), with the vagrant that `make host-tools` installs
+vagrant-validate: ## vagrant validate of the Vagrantfile (libvirt and docker providers), with the vagrant that `make host-tools` installs
 	@command -v vagrant >/dev/null || { echo "vagrant-validate: no vagrant (run make host-tools)" >&2; exit 1; }
-	VAGRANT_HOME=$(CURDIR)/.build/vagrant.d VAGRANT_DOTFILE_PATH=$(CURDIR)/.build/dot-vagrant-validate \
-	  VAGRANT_DEFAULT_PROVIDER=libvirt VAGRANT_CHECKPOINT_DISABLE=1 vagrant validate
+	for provider in libvirt docker; do \
+	  VAGRANT_HOME=$(CURDIR)/.build/vagrant.d VAGRANT_DOTFILE_PATH=$(CURDIR)/.build/dot-vagrant-validate \
+	    VAGRANT_DEFAULT_PROVIDER=$$provider VAGRANT_CHECKPOINT_DISABLE=1 LAB_ENV_FILE=none vagrant validate; \
+	done
 
 lint-2.16: venv-2.16 ## ansible-lint and the playbooks' syntax check under the ansible-core 2.16 lane
 	PATH=$(CURDIR)/$(VENV_216)/bin:$$PATH ansible-lint --offline --profile production
@@ -80,6 +84,9 @@ lint-2.16: venv-2.16 ## ansible-lint and the playbooks' syntax check under the a
 
 test-vm: venv ## the lab on a real VM: vagrant up (libvirt, QEMU), testinfra, provision, reload, destroy
 	tests/vm/run.sh
+
+test-docker-provider: venv ## the lab in Vagrant's Docker provider: vagrant up --provider=docker, testinfra, traffic, verify, provision, destroy
+	tests/docker-provider/run.sh
 
 unit: venv ## the unit tests (pytest)
 	pytest -q tests/unit

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes each role's variable table into README.md from its meta/argument_specs.yml.
+"""Writes each role's variable table into its roles/<role>/README.md from its meta/argument_specs.yml.
 
-`python tests/harness/role_docs.py` rewrites the block between the ROLE-VARIABLES markers;
-`--check` exits 1 when the README is out of date (tests/unit/test_docs.py runs it).
+`python tests/harness/role_docs.py` rewrites, in every role's README.md, the block between the
+ROLE-VARIABLES markers (a README without them gets a "Variables" section at its end; a role without
+a README gets one holding only that section). `--check` writes nothing and exits 1 when a role's
+README is missing, lacks the markers or is out of date (tests/unit/test_docs.py runs it).
 """
 import sys
 from pathlib import Path
@@ -19,16 +21,18 @@ def cell(value):
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def role_tables():
-    out = []
-    for spec_file in sorted(REPO.glob("roles/*/meta/argument_specs.yml")):
-        role = spec_file.parts[-3]
-        main = yaml.safe_load(spec_file.read_text())["argument_specs"]["main"]
-        out += [f"### `{role}`", "", main.get("short_description", ""), ""]
-        if not main.get("options"):
-            continue
+def roles():
+    """Every role that has an argument spec: (name, its directory)."""
+    return [(spec.parts[-3], spec.parents[1]) for spec in sorted(REPO.glob("roles/*/meta/argument_specs.yml"))]
+
+
+def role_table(role_dir):
+    """The generated block's content: the spec's short description, then one row per variable."""
+    main = yaml.safe_load((role_dir / "meta/argument_specs.yml").read_text())["argument_specs"]["main"]
+    out = [main.get("short_description", ""), ""]
+    if main.get("options"):
         out += ["| variable | type | default | description |", "|---|---|---|---|"]
-        for name, opt in main.get("options", {}).items():
+        for name, opt in main["options"].items():
             if opt.get("required"):
                 default = "**required**"
             else:
@@ -39,26 +43,53 @@ def role_tables():
             if "choices" in opt:
                 desc += " One of: " + ", ".join(f"`{c}`" for c in opt["choices"]) + "."
             out.append(f"| `{name}` | {typ} | {default} | {cell(desc)} |")
-        out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
-def render(readme):
+def render(readme, table):
+    """README text with TABLE between the markers (the markers must be there, once each, in order)."""
     head, rest = readme.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{role_tables()}{END}{tail}"
+    return f"{head}{BEGIN}\n{table}{END}{tail}"
+
+
+def has_markers(text):
+    return text.count(BEGIN) == 1 and text.count(END) == 1 and text.index(BEGIN) < text.index(END)
+
+
+def section():
+    return (f"## Variables\n\nGenerated from `meta/argument_specs.yml` by `tests/harness/role_docs.py` "
+            f"(a unit test fails when they drift).\n\n{BEGIN}\n{END}\n")
 
 
 def main():
-    path = REPO / "README.md"
-    current = path.read_text()
-    wanted = render(current)
-    if "--check" in sys.argv:
-        if wanted != current:
-            print("README.md's role variables are out of date: run python tests/harness/role_docs.py")
-            return 1
-        return 0
-    path.write_text(wanted)
+    check = "--check" in sys.argv
+    problems = []
+    for role, role_dir in roles():
+        path = role_dir / "README.md"
+        rel = path.relative_to(REPO)
+        current = path.read_text() if path.is_file() else None
+        if check:
+            if current is None:
+                problems.append(f"{rel} is missing")
+            elif not has_markers(current):
+                problems.append(f"{rel} lacks the ROLE-VARIABLES markers (once each, BEGIN before END)")
+            elif render(current, role_table(role_dir)) != current:
+                problems.append(f"{rel}'s variable table is out of date")
+            continue
+        if current is None:
+            current = f"# {role}\n\n{section()}"
+        elif not has_markers(current):
+            if BEGIN in current or END in current:
+                print(f"{rel}: the ROLE-VARIABLES markers are broken (each once, BEGIN before END)")
+                return 1
+            current = current.rstrip("\n") + "\n\n" + section()
+        wanted = render(current, role_table(role_dir))
+        if wanted != current or not path.is_file():
+            path.write_text(wanted)
+    if problems:
+        print("\n".join(problems) + "\nrun: python tests/harness/role_docs.py")
+        return 1
     return 0
 
 

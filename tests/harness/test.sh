@@ -2,11 +2,12 @@
 # The test command's checks, after `make setup standin` (the Makefile's `test` target runs this):
 # lint (under both ansible-core lanes), vagrant validate (with the vagrant that setup's host-tools
 # installed), unit tests, every Molecule scenario, the whole lab again on SECOND_IMAGE, the
-# scenarios of the 2.16 lane (bionic) with its tools venv, and the VM test.
+# scenarios of the 2.16 lane (bionic) with its tools venv, the Docker-provider test, and the VM test.
 # The VM test spends most of its time waiting on an emulated guest (one core), so it runs in the
 # background beside the others; its log is .build/vm/test.log, and its phase times are printed at
 # the end. If a foreground step fails, the VM test is stopped and torn down.
-# Environment (from the Makefile): SCENARIOS, SCENARIOS_216, SECOND_IMAGE, VM_TEST (1 or 0), VENV_216.
+# Environment (from the Makefile): SCENARIOS, SCENARIOS_216, SECOND_IMAGE, VM_TEST (1 or 0),
+# DOCKER_PROVIDER_TEST (1 or 0), VENV_216.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 step=tests/harness/step.sh
@@ -38,6 +39,9 @@ fi
 for s in ${SCENARIOS_216:-}; do
   $step "molecule $s (ansible-core 2.16)" env PATH="$PWD/${VENV_216:-.venv-2.16}/bin:$PATH" molecule test -s "$s"
 done
+if [ "${DOCKER_PROVIDER_TEST:-1}" = 1 ]; then
+  $step "docker provider (vagrant up --provider=docker)" tests/docker-provider/run.sh
+fi
 
 if [ -n "$vm" ]; then
   echo "== vm test: waiting for it ($vm_log)"

@@ -3,7 +3,8 @@
 Roles' defaults and argument_specs document a standalone role's own fallbacks and are not
 scanned; everything that makes up the lab (tasks, templates, files, definitions, playbooks,
 site.yml, the Vagrantfile, the scenarios and their tests) must read the lab_* variables instead of
-retyping their values.
+retyping their values. Markdown is prose (a role's README shows its argument_specs' defaults in
+its generated table), and is not scanned either.
 """
 import re
 from pathlib import Path
@@ -40,7 +41,7 @@ def scanned_files():
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for f in files:
             rel = f.relative_to(REPO)
-            if SKIPPED_PARTS & set(rel.parts) or rel.name == "lab.yml":
+            if SKIPPED_PARTS & set(rel.parts) or rel.name == "lab.yml" or rel.suffix == ".md":
                 continue
             lines = f.read_text(errors="replace").splitlines()
             yield rel, "\n".join("" if PROSE.match(line) else line for line in lines)

@@ -2,8 +2,9 @@
 # The VM test (`make test-vm`), as root on a fresh Debian 12 machine: the repo's own Vagrantfile,
 # `vagrant up --provider=libvirt` with its ansible provisioner running site.yml on a real VM
 # (a Debian 12 box built here, QEMU under software emulation), then the `default` scenario's
-# testinfra suite over SSH with `vagrant ssh-config`, a re-provision that must change nothing, a
-# `vagrant reload` after which every service answers again, and `vagrant destroy -f`.
+# seed's traffic (`vagrant provision --provision-with traffic`), the testinfra suite over SSH with
+# `vagrant ssh-config`, verify (`--provision-with verify`), a re-provision that must change nothing,
+# a `vagrant reload` after which every service answers again, and `vagrant destroy -f`.
 #
 # The doubles are the default scenario's: the agent stand-in's apt repository reaches the guest as
 # files (an rsync synced folder, from tests/vm/Vagrantfile.home), the fake Datadog API listens on
@@ -13,7 +14,7 @@
 # Whatever happens, tests/vm/teardown.sh runs at the end and leaves no VM, daemon, network or pool.
 #
 # With arguments, runs only those phases (their function names) on the VM a stopped run left,
-# e.g. `run.sh verify reprovision reload destroy`.
+# e.g. `run.sh testinfra verify reprovision reload destroy`.
 # Environment: LAB_VM_REBUILD_BOX=1 rebuilds the box; LAB_LIBVIRT_DRIVER (default qemu here),
 # LAB_CPUS, LAB_MEMORY go to the Vagrantfile.
 set -euo pipefail
@@ -43,6 +44,8 @@ DD_API_KEY=$(scenario_value "$scenario/molecule.yml" provisioner env DD_API_KEY)
 DD_APP_KEY=$(scenario_value "$scenario/molecule.yml" provisioner env DD_APP_KEY)
 export DD_API_KEY DD_APP_KEY
 fake_api_port=$(scenario_value "$scenario/host_vars/localhost.yml" lab_fake_api_port)
+# Settings come from this script, never from a developer's .env.
+export LAB_ENV_FILE=none
 
 # -- phase bookkeeping: each phase's time, printed at the end even when one fails ----------------
 times=()
@@ -163,7 +166,7 @@ up() {
 }
 
 traffic() {
-  LAB_PLAYBOOK=playbooks/traffic.yml vagrant_ provision
+  vagrant_ provision --provision-with traffic
 }
 
 # What the default scenario adds to an inventory directory DIR: its host_vars (for the host `lab`
@@ -216,7 +219,7 @@ testinfra() {  # pytest args...
   return "${PIPESTATUS[0]}"
 }
 
-verify() {
+testinfra_suite() {
   # Left to the containers, each costing a whole run of a playbook under emulation: the restart
   # (the reload phase checks the same here), check mode at -vvv (the re-provision below runs at
   # -vvv and must print no secret either), the traffic timer (the same role on any host), and the
@@ -228,6 +231,14 @@ verify() {
     --deselect "${t}test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret" \
     --deselect "${t}test_the_optional_traffic_timer_runs_rounds_and_turns_off_again" \
     --deselect "${t}test_the_lab_table_keeps_its_rows_across_a_converge"
+}
+
+# verify.yml through its provisioner, against the fake API: every line must pass, no key printed.
+verify() {
+  vagrant_ provision --provision-with verify >"$lab_run/verify.log" || { tail -n 60 "$lab_run/verify.log" >&2; return 1; }
+  grep -q 'All 8 checks passed' "$lab_run/verify.log" || { echo "verify did not pass all 8 checks" >&2; return 1; }
+  grep -E '^ +(passed|FAILED) ' "$lab_run/verify.log" | awk '!seen[$0]++' | tee -a "$log"
+  no_secret_in "$lab_run/verify.log"
 }
 
 # Fails if FILE holds a key or the database password (it is generated into .secrets/ on first use).
@@ -305,6 +316,7 @@ times[-1]="up (to the provisioner)	$(( $(cut -f2 <<<"${times[-1]}") - provision_
 times+=("provision (site.yml, in up)	$provision_took	ok")
 phase intake intake
 phase traffic traffic
+phase testinfra testinfra_suite
 phase verify verify
 phase reprovision reprovision
 phase reload reload

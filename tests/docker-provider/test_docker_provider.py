@@ -1,0 +1,68 @@
+"""The lab in a container of Vagrant's Docker provider, brought up by the repo's Vagrantfile
+(tests/docker-provider/run.sh runs these with the default scenario's suite): what is the provider's
+own, and every service answering. The container's id comes from run.sh (LAB_DOCKER_CONTAINER)."""
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+from lab_testinfra import LAB_NAMES, assert_every_service_answers, inventory_values, wait_for
+
+
+@pytest.fixture(scope="module")
+def lab(host):
+    return inventory_values(host, LAB_NAMES)
+
+
+@pytest.fixture(scope="module")
+def container():
+    """`docker inspect` of the container Vagrant made."""
+    out = subprocess.run(["docker", "container", "inspect", os.environ["LAB_DOCKER_CONTAINER"]],
+                         capture_output=True, text=True, check=True, timeout=30).stdout
+    return json.loads(out)[0]
+
+
+def test_the_lab_runs_in_a_docker_container_under_systemd(host):
+    assert host.check_output("systemd-detect-virt --container") == "docker"
+    assert host.check_output("cat /proc/1/comm") == "systemd"
+
+
+def test_systemd_runs_without_privileged_mode_with_only_sys_admin_added(container):
+    """--privileged fails on hosts whose bounding set lacks a capability: the Vagrantfile never asks for it."""
+    config = container["HostConfig"]
+    assert config["Privileged"] is False
+    # Docker names it with or without the CAP_ prefix, depending on its version.
+    assert [cap.removeprefix("CAP_") for cap in config["CapAdd"]] == ["SYS_ADMIN"]
+
+
+def test_every_published_port_listens_on_loopback_only(container, lab):
+    """SSH and the app are published on 127.0.0.1 alone: nothing reaches the lab from the network."""
+    ports = container["NetworkSettings"]["Ports"]
+    assert {"22/tcp", f"{lab['lab_app_port']}/tcp"} <= set(ports)
+    bindings = [b for published in ports.values() for b in (published or [])]
+    assert bindings and {b["HostIp"] for b in bindings} == {"127.0.0.1"}, bindings
+
+
+def test_every_service_answers(host, lab):
+    assert_every_service_answers(host, lab, timeout=60)
+
+
+def test_the_app_answers_on_the_controller_through_the_published_port(container, lab):
+    """The Vagrantfile forwards the app's port to 127.0.0.1 (LAB_APP_HOST_PORT, or the next free one)."""
+    port = container["NetworkSettings"]["Ports"][f"{lab['lab_app_port']}/tcp"][0]["HostPort"]
+    url = f"http://127.0.0.1:{port}/api/apm"
+
+    def get():
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return resp.read().decode()
+        except OSError:
+            return None
+
+    assert wait_for(get, timeout=30, step=2) == "Getting APM Started"
+
+
+def test_the_agent_answers_its_status_command(host):
+    res = wait_for(lambda: (r := host.run("datadog-agent status")).rc == 0 and r, timeout=60)
+    assert res, host.run("datadog-agent status").stderr
