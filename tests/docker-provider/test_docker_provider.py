@@ -4,10 +4,10 @@ own, and every service answering. The container's id comes from run.sh (LAB_DOCK
 import json
 import os
 import subprocess
-import urllib.request
 
 import pytest
-from lab_testinfra import LAB_NAMES, assert_every_service_answers, inventory_values, wait_for
+from lab_testinfra import (LAB_NAMES, assert_every_service_answers, assert_the_agent_answers_its_status_command,
+                           assert_the_app_answers_on_the_controller, inventory_values)
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +51,8 @@ def test_every_service_answers(host, lab):
 def test_the_app_answers_on_the_controller_through_the_published_port(container, lab):
     """The Vagrantfile forwards the app's port to 127.0.0.1 (LAB_APP_HOST_PORT, or the next free one)."""
     port = container["NetworkSettings"]["Ports"][f"{lab['lab_app_port']}/tcp"][0]["HostPort"]
-    url = f"http://127.0.0.1:{port}/api/apm"
-
-    def get():
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                return resp.read().decode()
-        except OSError:
-            return None
-
-    assert wait_for(get, timeout=30, step=2) == "Getting APM Started"
+    assert_the_app_answers_on_the_controller(port, timeout=30)
 
 
 def test_the_agent_answers_its_status_command(host):
-    res = wait_for(lambda: (r := host.run("datadog-agent status")).rc == 0 and r, timeout=60)
-    assert res, host.run("datadog-agent status").stderr
+    assert_the_agent_answers_its_status_command(host)

@@ -8,6 +8,7 @@ import re
 import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import yaml
@@ -99,3 +100,21 @@ def assert_every_service_answers(host, lab, timeout=60):
 
     res = wait_for(lambda: (r := login()).rc == 0 and r, timeout=timeout) or login()
     assert res.rc == 0, res.stderr
+
+
+def assert_the_app_answers_on_the_controller(port, timeout=90):
+    """The app's /api/apm through PORT on the controller's 127.0.0.1 (the port the Vagrantfile
+    forwards or publishes) answers as the app does, within TIMEOUT seconds."""
+    def get():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/apm", timeout=10) as resp:
+                return resp.read().decode()
+        except OSError:
+            return None
+
+    assert wait_for(get, timeout=timeout, step=2) == "Getting APM Started"
+
+
+def assert_the_agent_answers_its_status_command(host, timeout=60):
+    res = wait_for(lambda: (r := host.run("datadog-agent status")).rc == 0 and r, timeout=timeout)
+    assert res, host.run("datadog-agent status").stderr
