@@ -36,10 +36,10 @@ def inventory_value(host, name, role=None):
     return inventory_values(host, [name], role)[name]
 
 
-def ansible_playbook(playbook, *args, limit=None, extra_vars=None, timeout=900):
+def ansible_playbook(playbook, *args, limit=None, extra_vars=None, timeout=900, unset=()):
     """ansible-playbook PLAYBOOK (a path in the repo) with the inventory the host was converged with
-    (Molecule's; the VM test sets MOLECULE_EPHEMERAL_DIRECTORY the same way), uncoloured.
-    Returns (returncode, stdout + stderr)."""
+    (Molecule's; the VM test sets MOLECULE_EPHEMERAL_DIRECTORY the same way), uncoloured, without the
+    environment variables named in UNSET. Returns (returncode, stdout + stderr)."""
     ephemeral = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
     inventory = os.path.join(ephemeral, "inventory") if ephemeral else str(ROOT / "inventory")
     # EXTRA_VARS through a file, so that a key among them is never on a command line.
@@ -49,7 +49,8 @@ def ansible_playbook(playbook, *args, limit=None, extra_vars=None, timeout=900):
         cmd = ["ansible-playbook", "-i", inventory, *(["--limit", limit] if limit else []), "-e", f"@{extra.name}",
                *args, str(ROOT / playbook)]
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False,
-                             env={**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
+                             env={**{k: v for k, v in os.environ.items() if k not in unset},
+                                  "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"})
     return res.returncode, re.sub(r"\x1b\[[0-9;]*m", "", res.stdout + res.stderr)
 
 

@@ -67,13 +67,20 @@ SITE_CASES = [
      ["value of datadog_resources_state must be one of: present, absent"]),
     ("resources_api_key_empty", {}, {"datadog_resources_api_key": ""},
      ["datadog_resources_api_key must be set", "DD_API_KEY"]),
-    ("resources_app_key_unset", {"DD_APP_KEY": ""}, {}, ["datadog_resources_app_key must be set", "DD_APP_KEY"]),
+    # Without DD_APP_KEY site.yml skips the resources (test_site_validates_first.py); asked for by tag, they need it.
+    ("resources_app_key_unset", {"DD_APP_KEY": "", "ANSIBLE_RUN_TAGS": "resources"}, {},
+     ["datadog_resources_app_key must be set", "DD_APP_KEY"]),
     ("resources_site", {}, {"datadog_resources_site": "Datadog HQ"},
      ["datadog_resources_site must be a Datadog site", "(got 'Datadog HQ')"]),
     ("resources_managed_by", {}, {"datadog_resources_managed_by": "Ansible Lab"},
      ["datadog_resources_managed_by must be lowercase letters"]),
+    ("resources_host_empty", {}, {"datadog_resources_host": ""},
+     ["datadog_resources_host must be the lab host's name, not empty", "from lab.yml; got"]),
+    ("resources_service_empty", {}, {"datadog_resources_service": " "}, ["datadog_resources_service must be the app's service"]),
+    ("resources_env_empty", {}, {"datadog_resources_env": ""}, ["datadog_resources_env must be the app's env"]),
+    ("resources_database_empty", {}, {"datadog_resources_database": ""}, ["datadog_resources_database must be the lab's database"]),
     ("resources_table_empty", {}, {"datadog_resources_table": " "},
-     ["datadog_resources_host, _service, _env, _database, _table must all be non-empty"]),
+     ["datadog_resources_table must be the lab's table, not empty"]),
     ("resources_retry", {}, {"datadog_resources_retry_timeout": 0},
      ["datadog_resources_retry_timeout must be a number of seconds above 0"]),
     ("resources_backoff", {}, {"datadog_resources_retry_backoff": -1},
@@ -99,8 +106,11 @@ LAB_VERIFY = {"lab_verify_host": "bens.datadog.application", "lab_verify_host_ta
 ROLE_CASES = [
     ("traffic_seconds", "traffic", {"traffic_max_seconds": 0}, ["traffic_max_seconds must be 1-3600"]),
     ("traffic_type", "traffic", {"traffic_bursts": "lots"}, ["traffic_bursts", "int"]),
-    ("traffic_rows", "traffic", {"traffic_rows": -1},
-     ["traffic_bursts, traffic_requests_per_route, traffic_sql_rounds, traffic_rows must each be 0-100000"]),
+    ("traffic_bursts", "traffic", {"traffic_bursts": 100001}, ["traffic_bursts must be 0-100000 (got 100001)"]),
+    ("traffic_requests", "traffic", {"traffic_requests_per_route": -1},
+     ["traffic_requests_per_route must be 0-100000 (got -1)"]),
+    ("traffic_sql_rounds", "traffic", {"traffic_sql_rounds": -1}, ["traffic_sql_rounds must be 0-100000"]),
+    ("traffic_rows", "traffic", {"traffic_rows": -1}, ["traffic_rows must be 0-100000 (got -1)"]),
     ("traffic_url", "traffic", {"traffic_app_url": "localhost:5002"}, ["traffic_app_url must be an http(s) URL"]),
     ("pg_required", "postgresql", {}, ["missing required arguments: postgresql_monitoring_password"]),
     ("resources_required", "datadog_resources", {}, ["missing required arguments", "datadog_resources_host"]),
@@ -115,9 +125,13 @@ ROLE_CASES = [
      ["lab_verify_expected must have exactly the keys dashboards, monitors, downtimes", "(got ['dashboards'])"]),
     ("verify_since", "lab_verify", dict(LAB_VERIFY, lab_verify_since="yesterday"),
      ["lab_verify_since must be empty or epoch seconds", "(got 'yesterday')"]),
-    ("verify_poll", "lab_verify", dict(LAB_VERIFY, lab_verify_poll=0),
-     ["lab_verify_window, lab_verify_poll, lab_verify_request_timeout, lab_verify_custom_interval must be above 0",
-      "(got [900, 0, 30, 45])"]),
+    ("verify_window", "lab_verify", dict(LAB_VERIFY, lab_verify_window=0),
+     ["lab_verify_window must be a number of seconds above 0 (got 0)"]),
+    ("verify_poll", "lab_verify", dict(LAB_VERIFY, lab_verify_poll=0), ["lab_verify_poll must be a number of seconds"]),
+    ("verify_request_timeout", "lab_verify", dict(LAB_VERIFY, lab_verify_request_timeout=-5),
+     ["lab_verify_request_timeout must be a number of seconds above 0 (got -5)"]),
+    ("verify_custom_interval", "lab_verify", dict(LAB_VERIFY, lab_verify_custom_interval=0),
+     ["lab_verify_custom_interval must be a number of seconds"]),
     ("verify_timeout", "lab_verify", dict(LAB_VERIFY, lab_verify_timeout=-1),
      ["lab_verify_timeout must be 0 or more seconds (got -1)"]),
 ]
@@ -243,3 +257,23 @@ def test_no_assert_is_looped():
     looped = [(path, task["name"]) for path, task in assert_tasks()
               if any(key == "loop" or key.startswith("with_") for key in task)]
     assert looped == []
+
+
+KEYRING = "/usr/share/keyrings/datadog-archive-keyring.gpg"
+
+
+@pytest.mark.parametrize("repo, accepted", [
+    (f"deb [signed-by={KEYRING}] https://apt.datadoghq.com/ stable 7", True),
+    (f"deb [arch=amd64 signed-by={KEYRING}] https://apt.datadoghq.com/ stable 7", True),
+    (f"deb [signed-by={KEYRING} arch=arm64,amd64 trusted=no] https://apt.datadoghq.com/ stable 7", True),
+    (f"deb [arch=amd64 signed-by={KEYRING}.bak] https://apt.datadoghq.com/ stable 7", False),
+    (f"deb [arch=amd64] https://apt.datadoghq.com/ stable 7 signed-by={KEYRING}", False),
+    (f"deb [signed-by={KEYRING}]", False),
+], ids=["signed-by alone", "arch first", "signed-by first, more after", "another keyring", "outside the brackets",
+        "no URL"])
+def test_the_apt_source_may_carry_other_options_beside_signed_by(repo, accepted):
+    rc, out, changed = run_playbook("site.yml", "--skip-tags", "database,agent,app,resources",
+                                    "-e", json.dumps({"datadog_apt_repo": repo}), env=environment(**SECRETS))
+    assert (rc == 0) == accepted, out[-3000:]
+    assert ("datadog_apt_repo must be a one-line apt source" in " ".join(out.split())) != accepted
+    assert leaked(out) == []

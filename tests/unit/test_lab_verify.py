@@ -378,3 +378,14 @@ def test_verify_counts_only_the_logs_since_its_start(fake):
         assert not lab_verify_checks.check_logs(api, spec, time.time() + 60, "https://x")["passed"]
     finally:
         api.close()
+
+
+def test_the_logs_boolean_passed_as_a_string_turns_the_logs_line_off_and_on(fake):
+    """`-e lab_verify_logs=false` is the string "false": no logs are expected then; `=true` expects them."""
+    feed(fake, parts=("host",))
+    rc, out, _ = verify(fake, "-e", "lab_verify_logs=false", "-e", '{"lab_verify_checks": ["logs"]}')
+    assert rc == 0, out[-3000:]
+    assert line(out, "logs")[0] and "log collection is off" in line(out, "logs")[1], line(out, "logs")
+    rc, out, _ = verify(fake, "-e", "lab_verify_logs=true", "-e", '{"lab_verify_checks": ["logs"]}')
+    assert rc != 0
+    assert not line(out, "logs")[0] and "no logs for" in line(out, "logs")[1]

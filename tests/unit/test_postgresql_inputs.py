@@ -46,6 +46,7 @@ CASES = [
     ({"postgresql_table": "Large Test"}, "postgresql_table must be a plain lower-case SQL identifier"),
     ({"postgresql_initial_rows": 5000000}, "postgresql_initial_rows must be 0-1000000"),
     ({"postgresql_version": "latest"}, "postgresql_version must be empty"),
+    ({"postgresql_version": "9"}, "postgresql_version must be empty (the distribution's) or a major version 10 or later"),
 ]
 
 

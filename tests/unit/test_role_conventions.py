@@ -142,3 +142,44 @@ def test_defaults_and_argument_specs_name_the_same_variables(role):
             if names:
                 problems.append(f"role {role.name}, entry point {entry_point}: {what}: {', '.join(sorted(names))}")
     assert not problems, "\n".join(problems)
+
+
+def boolean_options():
+    """Every option that a role's argument_specs types bool: (role, name)."""
+    for role in ROLES:
+        specs = yaml.safe_load((role / "meta/argument_specs.yml").read_text())["argument_specs"]
+        for name, option in specs["main"]["options"].items():
+            if option.get("type") == "bool":
+                yield role.name, name
+
+
+BOOLEANS = sorted(boolean_options())
+TESTS = [p for p in list(REPO.glob("tests/**/*.py")) + list(REPO.glob("molecule/**/*.py"))
+         if not any(part.startswith((".venv", "__pycache__")) for part in p.parts)]
+
+
+def test_the_roles_have_boolean_options_to_check():
+    assert {"traffic_run", "traffic_timer_enabled", "flask_app_dd_logs_injection", "lab_verify_logs"} <= {
+        name for _, name in BOOLEANS}, BOOLEANS
+
+
+@pytest.mark.parametrize("role, name", BOOLEANS, ids=[name for _, name in BOOLEANS])
+def test_every_boolean_is_read_through_the_bool_filter(role, name):
+    """argument_specs validate `-e name=false` but don't convert it: the string "false" is truthy, so each use
+    in a task, handler, template or vars file reads `name | bool`."""
+    uses = []
+    for path in (REPO / "roles" / role).rglob("*"):
+        if path.suffix in (".yml", ".j2") and "meta" not in path.parts and "defaults" not in path.parts:
+            for number, text in enumerate(path.read_text().splitlines(), 1):
+                for match in re.finditer(rf"\b{name}\b(?!\s*\|\s*bool\b)", text):
+                    if not text.lstrip().startswith("#") and not text.lstrip().startswith(f"{name}:"):
+                        uses.append(f"{path.relative_to(REPO)}:{number}: {text.strip()}")
+    assert uses == []
+
+
+@pytest.mark.parametrize("role, name", BOOLEANS, ids=[name for _, name in BOOLEANS])
+def test_every_boolean_is_tested_as_a_string_both_ways(role, name):
+    """A test passes `-e name=false` and `-e name=true` (strings, as a user types them) and checks the effect."""
+    texts = "\n".join(p.read_text() for p in TESTS)
+    missing = [f"{name}={value}" for value in ("false", "true") if not re.search(rf"\b{name}={value}\b", texts)]
+    assert missing == [], f"no test passes {missing} as an extra var"

@@ -83,3 +83,29 @@ def test_the_whole_lab_idempotence_step_counts_localhost():
              "localhost : ok=5 changed=1 unreachable=0 failed=0\n")
     assert Idempotence._is_idempotent(None, recap) is False
     assert Idempotence._is_idempotent(None, recap.replace("changed=1", "changed=0")) is True
+
+
+SKIPPED = "Skipped: the Datadog dashboards, the my_metric monitor and the downtimes, because DD_APP_KEY is not set"
+
+
+def test_the_api_key_alone_passes_the_input_check_and_says_what_is_skipped(container):
+    """The quick start's minimum: DD_API_KEY without DD_APP_KEY. The input check passes (only it runs here:
+    every part is skipped by tag) and says in one line what is skipped and which key brings it."""
+    name, inventory = container
+    rc, out, changed = run_playbook("site.yml", "-i", str(inventory), "--skip-tags", "database,agent,app,resources",
+                                    env=environment(**dict(KEYS, DD_APP_KEY="")))
+    assert rc == 0, out[-3000:]
+    assert " ".join(out.split()).count(SKIPPED) == 1, out[-3000:]
+    assert set(changed.values()) == {0}, out[-3000:]
+    assert not any(piece in out for piece in KEYS.values())
+
+
+def test_the_resources_asked_for_by_tag_need_the_application_key_before_any_change(container):
+    name, inventory = container
+    before = fingerprint(name)
+    rc, out, changed = run_playbook("site.yml", "-i", str(inventory), "--tags", "resources,database",
+                                    env=environment(**dict(KEYS, DD_APP_KEY="")))
+    assert rc != 0, out[-3000:]
+    assert "datadog_resources_app_key must be set (it is empty): DD_APP_KEY" in " ".join(out.split()), out[-3000:]
+    assert SKIPPED not in " ".join(out.split())
+    assert set(changed.values()) == {0} and fingerprint(name) == before, out[-3000:]

@@ -126,9 +126,10 @@ def test_env_is_ignored_by_git_and_the_example_is_not():
 def vagrant(tmp_path, *args, **env):
     """`vagrant ARGS` on the repo's Vagrantfile, with state under TMP_PATH and no key in the environment."""
     base = {k: v for k, v in os.environ.items() if k not in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE")}
+    # Box lookups, if a command ever got that far, go to a closed port on loopback.
     base.update(VAGRANT_HOME=str(tmp_path / "vagrant.d"), VAGRANT_DOTFILE_PATH=str(tmp_path / "dot-vagrant"),
                 VAGRANT_DEFAULT_PROVIDER="libvirt", VAGRANT_CHECKPOINT_DISABLE="1",
-                LAB_ANSIBLE_PLAYBOOK="/bin/true", **env)
+                VAGRANT_SERVER_URL="http://127.0.0.1:9", **{"LAB_ANSIBLE_PLAYBOOK": "/bin/true", **env})
     return subprocess.run(["vagrant", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=base)
 
 
@@ -151,3 +152,77 @@ def test_the_vagrantfile_stops_on_a_malformed_env_file_naming_the_line_only(tmp_
     assert res.returncode != 0
     assert f"lab: {env_file}, line 2: not a KEY=VALUE setting" in res.stderr, res.stderr
     assert SECRET not in res.stdout + res.stderr
+
+
+PROVISIONING_RB = ROOT / "vagrant" / "provisioning.rb"
+
+
+@pytest.mark.parametrize("argv, provisioned, expected", [
+    # A machine provisioned before: only what the command names runs (the bug: these ran nothing's checks).
+    ("up --provision-with traffic", True, ["traffic"]),
+    ("reload --provision-with traffic", True, ["traffic"]),
+    ("--debug reload --provision-with=traffic,verify", True, ["traffic", "verify"]),
+    ("resume --provision-with verify", True, ["verify"]),
+    ("provision --provision-with traffic", True, ["traffic"]),
+    ("provision", True, ["lab"]),
+    ("up --provision", True, ["lab"]),
+    ("up", True, []),
+    ("reload", True, []),
+    ("resume", True, []),
+    ("up --no-provision --provision-with traffic", True, []),
+    # A machine never provisioned: up and reload run lab.
+    ("up", False, ["lab"]),
+    ("reload", False, ["lab"]),
+    ("up --provision-with verify", False, ["verify"]),
+    ("status", False, []),
+    ("ssh -c provision", True, []),
+])
+def test_the_provisioners_a_command_runs_are_read_from_its_arguments(argv, provisioned, expected):
+    res = subprocess.run(["ruby", "-rjson", "-r" + str(PROVISIONING_RB), "-e",
+                          "puts JSON.generate(LabProvisioning.to_run(ARGV[1..], provisioned: ARGV[0] == 'yes'))",
+                          "--", "yes" if provisioned else "no", *argv.split()],
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == expected
+
+
+PROVISIONING = [
+    ["up", "--provision-with", "traffic"],
+    ["reload", "--provision-with", "traffic"],
+    ["reload", "--provision-with=traffic,verify"],
+    ["resume", "--provision-with", "traffic"],
+    ["provision", "--provision-with", "traffic"],
+    ["up", "--provision"],
+]
+
+
+@pytest.mark.parametrize("command", PROVISIONING, ids=[" ".join(c) for c in PROVISIONING])
+def test_every_command_that_runs_a_provisioner_checks_the_key_and_readies_the_controller(tmp_path, command):
+    """Through vagrant itself: a command that runs provisioners stops without DD_API_KEY, and with it builds the
+    controller's Ansible first (here its build fails on purpose, with a Python that doesn't exist, which shows that
+    it was asked for), before the machine is touched. (Vagrant drops the provisioned mark of a machine that doesn't
+    exist, so the provisioned machine's cases are the ruby-level test's above.)"""
+    without = vagrant(tmp_path, *command, LAB_ENV_FILE="none")
+    assert without.returncode != 0
+    assert "DD_API_KEY is not set" in without.stdout + without.stderr, without.stdout + without.stderr
+    with_key = vagrant(tmp_path, *command, LAB_ENV_FILE="none", DD_API_KEY=SECRET, DD_APP_KEY=SECRET,
+                       LAB_ANSIBLE_PLAYBOOK="", LAB_CONTROLLER_PYTHON=str(tmp_path / "no-such-python3"))
+    out = with_key.stdout + with_key.stderr
+    assert with_key.returncode != 0
+    assert "The lab's controller venv could not be built" in out, out
+    assert SECRET not in out
+
+
+def test_a_command_that_provisions_nothing_needs_no_key(tmp_path):
+    for command in (["reload", "--no-provision"], ["resume"], ["up", "--no-provision", "--provision-with", "lab"]):
+        res = vagrant(tmp_path, *command, LAB_ENV_FILE="none")
+        assert "DD_API_KEY is not set" not in res.stdout + res.stderr, (command, res.stdout + res.stderr)
+
+
+def test_verify_needs_the_application_key_and_lab_only_says_what_it_skips(tmp_path):
+    verify = vagrant(tmp_path, "provision", "--provision-with", "verify", LAB_ENV_FILE="none", DD_API_KEY=SECRET)
+    assert "DD_APP_KEY is not set. The verify provisioner" in verify.stdout + verify.stderr, verify.stdout + verify.stderr
+    lab = vagrant(tmp_path, "provision", LAB_ENV_FILE="none", DD_API_KEY=SECRET)
+    out = lab.stdout + lab.stderr
+    assert "DD_APP_KEY is not set: the machine is provisioned" in out and "DD_APP_KEY is not set." not in out, out
+    assert SECRET not in out + verify.stdout + verify.stderr

@@ -57,6 +57,8 @@ def test_source_is_signed_by_the_keyring_datadog_signing_keys_maintains(host):
     assert keyring.is_file and keyring.mode == 0o644
     assert host.check_output("dpkg -S %s", keyring.path).startswith("datadog-signing-keys:")
     assert not host.file("/etc/apt/trusted.gpg").exists, "apt-key's legacy keyring must not be used"
+    # Only the dearmored keyring is used: the armored download is not left beside it.
+    assert host.check_output("ls /usr/share/keyrings").split().count("datadog-archive-keyring.asc") == 0
 
 
 @pytest.mark.parametrize("path,mode", [

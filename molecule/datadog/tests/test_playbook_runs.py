@@ -8,7 +8,7 @@ import os
 import re
 
 import pytest
-from lab_testinfra import ansible_playbook, task_output
+from lab_testinfra import ansible_playbook, inventory_values, task_output
 
 
 def playbook(host, *args, extra_vars=None):
@@ -103,3 +103,41 @@ def test_changing_the_version_upgrades_and_downgrades_on_purpose(host, lab):
     assert host.package("datadog-agent").version == f"1:{pinned}-1"
     assert "datadog-agent" in host.check_output("apt-mark showhold").split()
     assert host.service("datadog-agent").is_running
+
+
+def test_a_check_dropped_from_datadog_checks_stops_running(host):
+    """A check (and its custom check) added, then dropped from the inventory: the next converge removes both
+    files and restarts the agent once; the one after changes nothing. The agent's own conf.yaml.default and a
+    conf.yaml written by hand are left alone."""
+    config = "/etc/datadog-agent"
+    extra_conf, extra_check = f"{config}/conf.d/lab_extra.d/conf.yaml", f"{config}/checks.d/lab_extra.py"
+    own_default, by_hand = f"{config}/conf.d/lab_extra.d/conf.yaml.default", f"{config}/conf.d/by_hand.d/conf.yaml"
+    values = inventory_values(host, ["datadog_checks", "datadog_custom_checks"])
+    with host.sudo():
+        host.run_test("mkdir -p %s/conf.d/lab_extra.d %s/conf.d/by_hand.d", config, config)
+        host.run_test("echo 'instances: [{}]' > %s && echo 'instances: [{}]' > %s", own_default, by_hand)
+    try:
+        rc, out = playbook(host, extra_vars={
+            "datadog_checks": {**values["datadog_checks"],
+                               "lab_extra": {"init_config": {}, "instances": [{"min_collection_interval": 60}]}},
+            "datadog_custom_checks": {**values["datadog_custom_checks"], "lab_extra": "checks.d/custom_random.py"}})
+        assert rc == 0, out[-3000:]
+        with host.sudo():
+            assert host.file(extra_conf).exists and host.file(extra_check).exists
+        before = host.check_output("systemctl show -P MainPID datadog-agent")
+
+        rc, out = playbook(host)
+        assert rc == 0, out[-3000:]
+        with host.sudo():
+            assert not host.file(extra_conf).exists and not host.file(extra_check).exists
+            assert host.file(own_default).exists and host.file(by_hand).exists
+            assert host.file(f"{config}/checks.d/custom_random.py").exists
+        assert out.count("RUNNING HANDLER [datadog : Restart the Datadog Agent]") == 1, out[-3000:]
+        assert host.check_output("systemctl show -P MainPID datadog-agent") not in ("0", before)
+
+        rc, out = playbook(host)
+        assert rc == 0, out[-3000:]
+        assert recap_changed(out, host.backend.host) == 0, out[-3000:]
+    finally:
+        with host.sudo():
+            host.run_test("rm -rf %s/conf.d/lab_extra.d %s/conf.d/by_hand.d %s", config, config, extra_check)

@@ -9,7 +9,7 @@ import re
 import subprocess
 
 from conftest import fake_api_get
-from lab_testinfra import ansible_playbook, assert_every_service_answers, inventory_value, wait_for
+from lab_testinfra import ansible_playbook, assert_every_service_answers, inventory_value, task_output, wait_for
 
 TRACES = "/var/log/datadog/standin/traces.jsonl"
 
@@ -133,8 +133,32 @@ def test_check_mode_on_the_converged_lab_changes_nothing_and_prints_no_secret(ho
         assert secret not in out
 
 
+def resources_tasks(out):
+    """The datadog_resources tasks a run printed, but its argument check (tagged always by Ansible)."""
+    return re.findall(r"TASK \[datadog_resources : (?!Validating arguments)([^\]]*)", out)
+
+
+SKIPPED = "Skipped: the Datadog dashboards, the my_metric monitor and the downtimes, because DD_APP_KEY is not set"
+
+
+def test_without_the_application_key_the_host_converges_and_the_resources_are_skipped_in_one_line(host):
+    """The quick start's minimum, DD_API_KEY alone: site.yml converges the host (here: changed=0, as converged),
+    leaves the Datadog resources alone and says so once; a part alone (--tags agent) never asks for the key."""
+    rc, out = ansible_playbook("site.yml", unset=("DD_APP_KEY",))
+    assert rc == 0, out[-3000:]
+    recap = out[out.rindex("PLAY RECAP"):]
+    assert "changed=0" in recap and "changed=1" not in recap and "failed=0" in recap, recap
+    assert " ".join(out.split()).count(SKIPPED) == 1, out[-3000:]
+    assert resources_tasks(out) == [], "the resources role ran without the key"
+    rc, out = ansible_playbook("site.yml", "--tags", "agent", unset=("DD_APP_KEY",))
+    assert rc == 0, out[-3000:]
+    assert "TASK [datadog : " in out and resources_tasks(out) == []
+
+
 def test_the_optional_traffic_timer_runs_rounds_and_turns_off_again(host, lab):
-    """Off by default; traffic_timer_enabled=true arms it and its service runs a round; false disarms it."""
+    """Off by default; traffic_timer_enabled=true arms it and its service runs a round; false disarms it.
+    Both booleans are passed as `-e name=value`, which Ansible hands over as strings ("false" is truthy
+    unless the role reads it through | bool): each one's false and true, and what each does."""
     timer, service = host.service("lab-traffic.timer"), "lab-traffic.service"
     assert not timer.is_enabled and not timer.is_running
     inserted = f"select n_tup_ins from pg_stat_user_tables where relname = '{lab['lab_table']}'"
@@ -143,7 +167,8 @@ def test_the_optional_traffic_timer_runs_rounds_and_turns_off_again(host, lab):
         return int(host.check_output("sudo -u postgres psql -p %s -d %s -XAtc %s",
                                      str(lab["lab_postgresql_port"]), lab["lab_database"], inserted))
 
-    run_playbook("playbooks/traffic.yml", "-e", '{"traffic_run": false, "traffic_timer_enabled": true}')
+    out = run_playbook("playbooks/traffic.yml", "-e", "traffic_run=false", "-e", "traffic_timer_enabled=true")
+    assert "skipping: [" in task_output(out, "traffic : One bounded round of traffic has run")
     assert timer.is_enabled and timer.is_running
     assert host.check_output("systemctl show -P NextElapseUSecRealtime lab-traffic.timer")
     before = inserts()
@@ -151,8 +176,30 @@ def test_the_optional_traffic_timer_runs_rounds_and_turns_off_again(host, lab):
     assert host.check_output("systemctl show -P Result %s", service) == "success"
     assert wait_for(lambda: inserts() > before, timeout=15)
 
-    run_playbook("playbooks/traffic.yml", "-e", '{"traffic_run": false, "traffic_timer_enabled": false}')
+    before = inserts()
+    out = run_playbook("playbooks/traffic.yml", "-e", "traffic_run=true", "-e", "traffic_timer_enabled=false",
+                       "-e", "traffic_bursts=0", "-e", "traffic_sql_rounds=1", "-e", "traffic_rows=10")
+    assert "changed: [" in task_output(out, "traffic : One bounded round of traffic has run")
+    assert inserts() >= before + 10
     assert not timer.is_enabled and not timer.is_running
+
+
+def test_check_mode_with_the_timer_asked_for_passes_before_its_units_exist(host):
+    """A fresh host's check mode only previews the units: the timer task can't ask systemd about them.
+    The units are removed to make this host fresh for the traffic role, then put back by a run."""
+    units = "/etc/systemd/system/lab-traffic.service /etc/systemd/system/lab-traffic.timer"
+    with host.sudo():
+        host.run_test(f"rm -f {units} && systemctl daemon-reload")
+    try:
+        rc, out = ansible_playbook("playbooks/traffic.yml", "--check", "-e", "traffic_run=false",
+                                   "-e", "traffic_timer_enabled=true")
+        assert rc == 0, out[-3000:]
+        assert "skipping: [" in task_output(out, "traffic : The timer is on only when asked for")
+        assert not host.file("/etc/systemd/system/lab-traffic.timer").exists
+    finally:
+        run_playbook("playbooks/traffic.yml", "-e", "traffic_run=false")
+    assert host.file("/etc/systemd/system/lab-traffic.timer").exists
+    assert not host.service("lab-traffic.timer").is_enabled
 
 
 def test_every_service_comes_back_after_a_container_restart(host, lab):

@@ -283,3 +283,19 @@ def test_a_rerun_puts_back_what_was_changed_by_hand_and_restarts_the_app(host, a
     while get(host, app, "/")[0] != 200 and time.monotonic() < deadline:
         time.sleep(0.5)
     assert get(host, app, "/") == (200, ROUTES["/"][0])
+
+
+def test_log_injection_follows_its_boolean_passed_as_a_string(host, app):
+    """`-e flask_app_dd_logs_injection=false` (a string, as every -e key=value is) turns it off in the unit, and
+    `=true` turns it on again; each time the app is restarted with it."""
+    unit = app["service_name"]
+    try:
+        for extra_var in ("flask_app_dd_logs_injection=false", "flask_app_dd_logs_injection=true"):
+            old_pid = show(host, unit, "MainPID")
+            rc, out = ansible_playbook("playbooks/app.yml", "-e", extra_var, limit=host.backend.host)
+            assert rc == 0, out[-3000:]
+            assert "DD_LOGS_INJECTION=" + extra_var.split("=")[1] in show(host, unit, "Environment").split()
+            assert show(host, unit, "MainPID") not in ("0", old_pid), "the app was not restarted"
+    finally:
+        rc, out = ansible_playbook("playbooks/app.yml", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
