@@ -43,6 +43,15 @@ export LAB_DOCKER_STANDIN_REPO=$lab_repo/.build/standin-apt
 # developer's .env.
 export LAB_ENV_FILE=$lab_run/lab.env
 machine_id_file=$VAGRANT_DOTFILE_PATH/machines/lab/docker/id
+# LAB_CPUS and LAB_MEMORY (--cpus, --memory) need the engine's cpu and memory controllers: set where
+# it has them, left unset where it has none (the lab's own cgroup v2 engine on these machines).
+if [ "$(docker info --format '{{.CPUCfsQuota}} {{.MemoryLimit}}' 2>/dev/null)" = "true true" ]; then
+  export LAB_CPUS=${LAB_CPUS:-2} LAB_MEMORY=${LAB_MEMORY:-2048}
+  lab_limits="LAB_CPUS=$LAB_CPUS LAB_MEMORY=$LAB_MEMORY (--cpus, --memory)"
+else
+  unset LAB_CPUS LAB_MEMORY
+  lab_limits="LAB_CPUS and LAB_MEMORY left unset: this engine's cgroups have no cpu or memory controller"
+fi
 # This test's fake API port (the controller's host_vars), read from its file, never retyped.
 localhost_vars=$here/host_vars/localhost.yml
 fake_api_port=$(lab_yaml_value "$localhost_vars" lab_fake_api_port)
@@ -97,6 +106,8 @@ container_gone() { ! docker container inspect "$1" >/dev/null 2>&1; }  # ID
 # -- phases ----------------------------------------------------------------------------------------
 prepare() {
   docker info >/dev/null 2>&1 || { echo "no Docker engine answers (make engine)" >&2; return 1; }
+  echo "docker provider: $(docker info --format 'Docker {{.ServerVersion}}, Cgroup Version: {{.CgroupVersion}}'); $lab_limits" \
+    | tee -a "$log"
   docker image inspect "$LAB_DOCKER_BASE" >/dev/null 2>&1 \
     || { echo "no image $LAB_DOCKER_BASE (make images)" >&2; return 1; }
   [ -f "$LAB_DOCKER_STANDIN_REPO/dists/stable/InRelease" ] \
@@ -169,6 +180,30 @@ destroy() {
   lab_destroy "$fake_api_port" container_gone "$id"
 }
 
+# A base whose systemd can't boot (tests/doubles/unbootable_systemd): `vagrant up` must stop within
+# about two minutes of the container's start, with the cause and the fix, not loop on SSH. Its own
+# Vagrant state; after destroy, so that the lab's container (same name) is gone.
+boot_failure() {
+  local base=datadog-lab/unbootable-systemd:test dot=$build/dot-vagrant-boot start took rc=0 out
+  docker build -q -t "$base" tests/doubles/unbootable_systemd >/dev/null
+  start=$SECONDS
+  # The controller venv the lab's run built (a new state folder would build another).
+  VAGRANT_DOTFILE_PATH=$dot LAB_DOCKER_BASE=$base LAB_ANSIBLE_PLAYBOOK=$VAGRANT_DOTFILE_PATH/controller-2.19/bin/ansible-playbook \
+    vagrant_ up --provider=docker >"$lab_run/boot_failure.log" || rc=$?
+  took=$((SECONDS - start))
+  out=$(tr -s ' \n' ' ' <"$lab_run/boot_failure.log")
+  VAGRANT_DOTFILE_PATH=$dot vagrant_ destroy -f >/dev/null
+  docker image rm "$base" >/dev/null
+  rm -rf "$dot"
+  [ "$rc" != 0 ] || { echo "vagrant up succeeded on a base that can't boot" >&2; return 1; }
+  [[ $out == *"The lab's container can't boot: systemd can't write its cgroup"* ]] \
+    || { echo "vagrant up did not say why the container can't boot:" >&2; tail -20 "$lab_run/boot_failure.log" >&2; return 1; }
+  [[ $out == *"LAB_DOCKER_BASE=debian:12"* ]] || { echo "the message names no fix" >&2; return 1; }
+  lab_say "boot failure: vagrant up stopped in $took s (image build included), with: $(grep -o "The lab's container can't boot[^.]*" "$lab_run/boot_failure.log" | head -1)"
+  # The watch gives systemd 90 s from the container's start; the build before it takes under a minute.
+  [ "$took" -le 240 ] || { echo "vagrant up took $took s to give up" >&2; return 1; }
+}
+
 lab_only_phases "$@"
 phase prepare prepare
 phase up up
@@ -179,3 +214,4 @@ phase testinfra testinfra
 phase reprovision reprovision
 phase verify lab_verify
 phase destroy destroy
+phase boot_failure boot_failure

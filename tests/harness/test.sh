@@ -28,6 +28,8 @@ if [ "${VM_TEST:-1}" = 1 ]; then
   vm=$!
 fi
 
+echo "== docker engine for the container lanes: $(docker info --format \
+  'Docker {{.ServerVersion}}, Cgroup Version: {{.CgroupVersion}}' 2>&1) (${DOCKER_HOST:-default socket})"
 $step lint make --no-print-directory lint
 $step "lint (ansible-core 2.16)" make --no-print-directory lint-2.16
 $step "vagrant validate" make --no-print-directory vagrant-validate

@@ -128,8 +128,8 @@ def vagrant(tmp_path, *args, **env):
     base = {k: v for k, v in os.environ.items() if k not in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE")}
     # Box lookups, if a command ever got that far, go to a closed port on loopback.
     base.update(VAGRANT_HOME=str(tmp_path / "vagrant.d"), VAGRANT_DOTFILE_PATH=str(tmp_path / "dot-vagrant"),
-                VAGRANT_DEFAULT_PROVIDER="libvirt", VAGRANT_CHECKPOINT_DISABLE="1",
-                VAGRANT_SERVER_URL="http://127.0.0.1:9", **{"LAB_ANSIBLE_PLAYBOOK": "/bin/true", **env})
+                VAGRANT_CHECKPOINT_DISABLE="1", VAGRANT_SERVER_URL="http://127.0.0.1:9",
+                **{"VAGRANT_DEFAULT_PROVIDER": "libvirt", "LAB_ANSIBLE_PLAYBOOK": "/bin/true", **env})
     return subprocess.run(["vagrant", *args], cwd=ROOT, capture_output=True, text=True, timeout=120, env=base)
 
 
@@ -226,3 +226,44 @@ def test_verify_needs_the_application_key_and_lab_only_says_what_it_skips(tmp_pa
     out = lab.stdout + lab.stderr
     assert "DD_APP_KEY is not set: the machine is provisioned" in out and "DD_APP_KEY is not set." not in out, out
     assert SECRET not in out + verify.stdout + verify.stderr
+
+
+STANDIN_DOCKER = """#!/bin/sh
+# A stand-in for the docker CLI: the engine's storage as DRIVER_STATUS says, every call recorded.
+echo "$*" >> "$CALLS"
+case "$1" in
+  version) echo "Docker version 26.1.0 (stand-in)"; exit 0 ;;
+  info) echo "$DRIVER_STATUS"; exit 0 ;;
+  ps) exit 0 ;;
+esac
+echo "stand-in docker: $1 is not served here" >&2
+exit 1
+"""
+
+
+@pytest.mark.parametrize("driver_status, stops", [
+    ('[["driver-type","io.containerd.snapshotter.v1"]]', True),
+    ('[["Backing Filesystem","extfs"],["Supports d_type","true"]]', False),
+], ids=["containerd image store", "classic store"])
+def test_an_old_vagrant_meeting_the_containerd_image_store_stops_with_the_version_it_needs(tmp_path, driver_status,
+                                                                                          stops):
+    """This machine's Vagrant (2.3.4) can't read a containerd-store engine's build output: `vagrant up
+    --provider=docker` stops before the build and names Vagrant 2.4.2; on the classic store it goes on to build."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(STANDIN_DOCKER)
+    (bin_dir / "docker").chmod(0o755)
+    calls = tmp_path / "calls"
+    res = vagrant(tmp_path, "up", "--provider=docker", LAB_ENV_FILE="none", DD_API_KEY=SECRET,
+                  VAGRANT_DEFAULT_PROVIDER="docker", PATH=f"{bin_dir}:{os.environ['PATH']}", CALLS=str(calls),
+                  DRIVER_STATUS=driver_status)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0
+    made = calls.read_text().splitlines() if calls.exists() else []
+    if stops:
+        assert "Install Vagrant 2.4.2 or later" in " ".join(out.split()), out
+        assert not any(c.startswith("build") for c in made), made
+    else:
+        assert "Install Vagrant 2.4.2" not in " ".join(out.split()), out
+        assert any(c.startswith("build") for c in made), (made, out[-2000:])
+    assert SECRET not in out
