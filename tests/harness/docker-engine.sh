@@ -52,6 +52,12 @@ fi
 log=${DOCKERD_LOG:-/var/log/dockerd-datadog-lab.log}
 echo "docker-engine: starting dockerd on cgroup v2 in its own mount namespace (socket ${lab_host#unix://}, log: $log)"
 mkdir -p /var/lib/datadog-lab-docker /run/datadog-lab-docker
+# A pid file left by an engine that was killed (a session's processes end before CI) would stop
+# dockerd if its pid now belongs to another process.
+pid=$(cat /run/datadog-lab-docker.pid 2>/dev/null || true)
+if [ -n "$pid" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "dockerd -H $lab_host"; then
+  rm -f /run/datadog-lab-docker.pid
+fi
 nohup unshare --mount --propagation private sh -c '
   mount -t cgroup2 cgroup2 /sys/fs/cgroup &&
   exec dockerd -H "$1" --data-root /var/lib/datadog-lab-docker --exec-root /run/datadog-lab-docker \
