@@ -69,16 +69,16 @@ module LabDockerBoot
     began = Time.now.utc
     Thread.new do
       id = nil
-      deadline = nil
+      build_limit = monotonic + 3600 # no container after an hour of building: nothing to watch
+      boot_limit = nil
       loop do
-        now = Process.clock_gettime(Process::CLOCK_MONOTONIC)
         # The provider writes "preparing" there first, then the container's id.
         id ||= File.read(id_file).strip[/\A\h{12,}\z/] if File.file?(id_file)
-        if id.nil?
-          break if now > began_clock(began) + 3600 # no container after an hour of building: give up
-        else
-          deadline ||= now + seconds
-          break if check(id, began, now > deadline, seconds, &on_failure)
+        break if id.nil? && monotonic > build_limit
+
+        if id
+          boot_limit ||= monotonic + seconds
+          break if check(id, began, monotonic > boot_limit, seconds, &on_failure)
         end
         sleep poll
       end
@@ -95,7 +95,7 @@ module LabDockerBoot
       return true if %w[running degraded].include?(sys.strip)
     end
     stopped = %w[exited dead].include?(state) && finished && Time.parse(finished) > began
-    return false unless stopped || (late && state == "running")
+    return false unless stopped || late
 
     log, = Open3.capture2e("docker", "logs", "--tail", "40", id)
     Open3.capture2e("docker", "kill", id) if state == "running"
@@ -103,7 +103,7 @@ module LabDockerBoot
     true
   end
 
-  def self.began_clock(began)
-    Process.clock_gettime(Process::CLOCK_MONOTONIC) - (Time.now.utc - began)
+  def self.monotonic
+    Process.clock_gettime(Process::CLOCK_MONOTONIC)
   end
 end

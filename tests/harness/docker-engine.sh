@@ -17,8 +17,8 @@ lab_host=unix:///run/datadog-lab-docker.sock
 lab_bridge=lab-docker0
 lab_bridge_address=172.31.213.1/24
 
-# The cgroup version of the engine DOCKER_HOST (or the default socket) names; empty if none answers.
-cgroup_version() { docker info --format '{{.CgroupVersion}}' 2>/dev/null || true; }
+# The cgroup version of the engine DOCKER_HOST (or the default socket) names; "none" if none answers.
+cgroup_version() { docker info --format '{{.CgroupVersion}}' 2>/dev/null || echo none; }
 
 if [ "${1:-}" = --host ]; then
   if [ "$(cgroup_version)" = 2 ]; then
@@ -54,7 +54,8 @@ echo "docker-engine: starting dockerd on cgroup v2 in its own mount namespace (s
 mkdir -p /var/lib/datadog-lab-docker /run/datadog-lab-docker
 # A pid file left by an engine that was killed (a session's processes end before CI) would stop
 # dockerd if its pid now belongs to another process.
-pid=$(cat /run/datadog-lab-docker.pid 2>/dev/null || true)
+pid=
+[ ! -f /run/datadog-lab-docker.pid ] || pid=$(cat /run/datadog-lab-docker.pid)
 if [ -n "$pid" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "dockerd -H $lab_host"; then
   rm -f /run/datadog-lab-docker.pid
 fi
