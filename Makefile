@@ -24,23 +24,27 @@ SCENARIOS_216 ?= bionic
 SECOND_IMAGE ?= datadog-lab/debian:13
 # And the real `vagrant up` on a libvirt VM (tests/vm/run.sh), in the background beside the
 # scenarios (tests/harness/test.sh); VM_TEST=0 leaves it out. Then `vagrant up --provider=docker`
-# (tests/docker-provider/run.sh); DOCKER_PROVIDER_TEST=0 leaves it out.
+# (tests/docker-provider/run.sh); DOCKER_PROVIDER_TEST=0 leaves it out. And the same test on an arm64
+# lab host under emulation (LAB_TEST_ARCH=arm64), in the background before the VM test; ARM64_TEST=0
+# leaves it out (and setup then builds no arm64 image).
 VM_TEST ?= 1
 DOCKER_PROVIDER_TEST ?= 1
+ARM64_TEST ?= 1
 
-.PHONY: help test setup venv venv-2.16 engine images host-tools standin bionic-inputs lint vagrant-validate lint-2.16 unit clean test-vm test-docker-provider
+.PHONY: help test setup venv venv-2.16 engine images images-arm64 host-tools standin bionic-inputs lint vagrant-validate lint-2.16 unit clean test-vm test-docker-provider test-docker-provider-arm64
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+	@grep -E '^[a-z0-9.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
 
-test: ## everything CI runs: setup, lint, vagrant validate, unit tests, every Molecule scenario, the VM test, the Docker-provider test
+test: ## everything CI runs: setup, lint, vagrant validate, unit tests, every Molecule scenario, the VM test, the Docker-provider test (amd64, arm64)
 	@$(STEP) setup $(MAKE) --no-print-directory setup
 	@$(STEP) standin $(MAKE) --no-print-directory standin
 	@$(if $(SCENARIOS_216),$(STEP) bionic-inputs $(MAKE) --no-print-directory bionic-inputs)
 	@SCENARIOS="$(SCENARIOS)" SCENARIOS_216="$(SCENARIOS_216)" SECOND_IMAGE="$(SECOND_IMAGE)" \
-	  VM_TEST="$(VM_TEST)" DOCKER_PROVIDER_TEST="$(DOCKER_PROVIDER_TEST)" VENV_216="$(VENV_216)" tests/harness/test.sh
+	  VM_TEST="$(VM_TEST)" DOCKER_PROVIDER_TEST="$(DOCKER_PROVIDER_TEST)" ARM64_TEST="$(ARM64_TEST)" \
+	  VENV_216="$(VENV_216)" tests/harness/test.sh
 
-setup: venv venv-2.16 engine images host-tools ## the venvs, a running Docker engine, the base images, the VM tools
+setup: venv venv-2.16 engine images $(if $(filter 1,$(ARM64_TEST)),images-arm64) host-tools ## the venvs, a running Docker engine, the base images (amd64; arm64 unless ARM64_TEST=0), the VM tools
 
 venv: $(VENV)/.installed ## the tools' venv, from the pinned requirements
 $(VENV)/.installed: requirements-dev.txt
@@ -59,6 +63,10 @@ engine: ## a Docker engine on cgroup v2: the one that answers, else the lab's ow
 
 images: engine ## the local systemd base images (Debian 12 and 13), built with debootstrap
 	@tests/harness/base-images.sh bookworm trixie
+
+images-arm64: engine ## arm64 under emulation (qemu-user-static in binfmt_misc) and the arm64 Debian 12 base image
+	@tests/harness/arm64-emulation.sh
+	@tests/harness/base-images.sh bookworm/arm64
 
 host-tools: ## Debian's vagrant, libvirt and QEMU for `vagrant validate` and the VM test
 	@tests/vm/host-setup.sh
@@ -92,9 +100,12 @@ test-vm: venv ## the lab on a real VM: vagrant up (libvirt, QEMU), testinfra, pr
 test-docker-provider: venv ## the lab in Vagrant's Docker provider: vagrant up --provider=docker, testinfra, traffic, verify, provision, destroy
 	tests/docker-provider/run.sh
 
+test-docker-provider-arm64: venv ## the same on an arm64 lab host, under emulation (make images-arm64 standin first)
+	LAB_TEST_ARCH=arm64 tests/docker-provider/run.sh
+
 unit: venv ## the unit tests (pytest)
 	pytest -q tests/unit
 
 clean: ## forget the venv, the base images and the build folder
 	rm -rf $(VENV) $(VENV_216) .build
-	-docker image rm datadog-lab/debian:12 datadog-lab/debian:13 2>/dev/null
+	-docker image rm datadog-lab/debian:12 datadog-lab/debian:13 datadog-lab/debian:12-arm64 2>/dev/null

@@ -17,14 +17,26 @@
 # `docker exec`, never to its bridge address.
 # Whatever happens, the container, the relay and the fake API are gone at the end.
 #
+# LAB_TEST_ARCH=arm64 runs it all on an arm64 lab host, as an Apple Silicon Mac runs the lab: under
+# emulation (`make images-arm64`: qemu-user-static in binfmt_misc, the base datadog-lab/debian:12-arm64),
+# with the agent stand-in's arm64 packages; its own Vagrant state and log under
+# .build/docker-provider-arm64. The boot-failure phase is the amd64 run's alone (the boot watch is the
+# Vagrantfile's, the same on every architecture). Both name the container datadog-lab, as the
+# Vagrantfile does: run one at a time (tests/harness/test.sh takes a lock around each).
+#
 # With arguments, runs only those phases (their function names) on what a stopped run left, e.g.
 # `run.sh prepare up intake` then `run.sh testinfra`; `run.sh teardown` cleans up.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 lab_repo=$PWD
-lab_test=docker-provider
+arch=${LAB_TEST_ARCH:-amd64}
+case $arch in
+  amd64) machine=x86_64 default_base=datadog-lab/debian:12 lab_test=docker-provider images=images ;;
+  arm64) machine=aarch64 default_base=datadog-lab/debian:12-arm64 lab_test=docker-provider-arm64 images=images-arm64 ;;
+  *) echo "LAB_TEST_ARCH must be amd64 or arm64, not '$arch'" >&2; exit 2 ;;
+esac
 here=$lab_repo/tests/docker-provider
-build=$lab_repo/.build/docker-provider
+build=$lab_repo/.build/$lab_test
 lab_run=$build/run
 log=$build/run.log
 lab_ns=()
@@ -37,7 +49,7 @@ mkdir -p "$lab_run"
 export VAGRANT_HOME=$build/vagrant.d
 export VAGRANT_DOTFILE_PATH=$build/dot-vagrant
 export VAGRANT_CHECKPOINT_DISABLE=1
-export LAB_DOCKER_BASE=${LAB_DOCKER_BASE:-datadog-lab/debian:12}
+export LAB_DOCKER_BASE=${LAB_DOCKER_BASE:-$default_base}
 export LAB_DOCKER_STANDIN_REPO=$lab_repo/.build/standin-apt
 # Settings come from this script and its own .env file (written by prepare), never from a
 # developer's .env.
@@ -109,7 +121,14 @@ prepare() {
   echo "docker provider: $(docker info --format 'Docker {{.ServerVersion}}, Cgroup Version: {{.CgroupVersion}}'); $lab_limits" \
     | tee -a "$log"
   docker image inspect "$LAB_DOCKER_BASE" >/dev/null 2>&1 \
-    || { echo "no image $LAB_DOCKER_BASE (make images)" >&2; return 1; }
+    || { echo "no image $LAB_DOCKER_BASE (make $images)" >&2; return 1; }
+  local flags
+  flags=$(sed -n 's/^flags: //p' /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null) || flags=
+  if [ "$arch" = arm64 ] && [[ $flags != *C* || $flags != *F* ]]; then
+    echo "arm64 binaries can't run here as the lab needs them (binfmt_misc's qemu-aarch64 with flags C and F):" \
+      "run tests/harness/arm64-emulation.sh (make images-arm64)" >&2
+    return 1
+  fi
   [ -f "$LAB_DOCKER_STANDIN_REPO/dists/stable/InRelease" ] \
     || { echo "no agent stand-in repository in $LAB_DOCKER_STANDIN_REPO (make standin)" >&2; return 1; }
   teardown || return 1
@@ -135,6 +154,15 @@ prepare() {
 
 up() {
   lab_up --provider=docker
+}
+
+# The lab host runs the architecture asked for: the kernel's machine (aarch64 through binfmt_misc
+# for arm64) and dpkg's, which chose the agent stand-in's packages.
+architecture() {
+  local got
+  got=$(vagrant_ ssh -c 'printf "%s %s\n" "$(uname -m)" "$(dpkg --print-architecture)"' | tail -1)
+  lab_say "lab host: uname -m = ${got% *}, dpkg architecture = ${got#* }"
+  [ "$got" = "$machine $arch" ] || { echo "the lab host is '$got', not '$machine $arch'" >&2; return 1; }
 }
 
 # The agent in the container sends to the fake API's intake, as in the default scenario: its
@@ -164,7 +192,7 @@ traffic() {
 testinfra() {
   local dir
   dir=$(ssh_inventory)
-  LAB_DOCKER_CONTAINER=$(container_id) lab_suite "$dir" "$here/test_docker_provider.py"
+  LAB_DOCKER_CONTAINER=$(container_id) LAB_TEST_ARCH=$arch lab_suite "$dir" "$here/test_docker_provider.py"
 }
 
 reprovision() {
@@ -208,10 +236,11 @@ lab_only_phases "$@"
 phase prepare prepare
 phase up up
 lab_split_up_time "up (build, boot)"
+phase architecture architecture
 phase intake intake
 phase traffic traffic
 phase testinfra testinfra
 phase reprovision reprovision
 phase verify lab_verify
 phase destroy destroy
-phase boot_failure boot_failure
+[ "$arch" != amd64 ] || phase boot_failure boot_failure

@@ -1,6 +1,7 @@
 """The lab in a container of Vagrant's Docker provider, brought up by the repo's Vagrantfile
 (tests/docker-provider/run.sh runs these with the default scenario's suite): what is the provider's
-own, and every service answering. The container's id comes from run.sh (LAB_DOCKER_CONTAINER)."""
+own, and every service answering. The container's id and the lab host's architecture (amd64, or
+arm64 under emulation) come from run.sh (LAB_DOCKER_CONTAINER, LAB_TEST_ARCH)."""
 import json
 import os
 import subprocess
@@ -26,6 +27,20 @@ def container():
 def test_the_lab_runs_in_a_docker_container_under_systemd(host):
     assert host.check_output("systemd-detect-virt --container") == "docker"
     assert host.check_output("cat /proc/1/comm") == "systemd"
+
+
+def test_the_lab_runs_on_the_architecture_asked_for_down_to_the_agent_and_the_app(host):
+    """The kernel's machine, dpkg's architecture (which picked the agent stand-in's packages, as it picks
+    Datadog's) and the app's compiled ddtrace extension, loaded by the app's own Python."""
+    arch = os.environ.get("LAB_TEST_ARCH", "amd64")
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}[arch]
+    assert host.check_output("uname -m") == machine
+    for package in ("datadog-agent", "datadog-agent-standin-python"):
+        assert host.check_output("dpkg-query -W -f '${Architecture}' %s", package) == arch, package
+    app = host.check_output(
+        "/opt/flask-app/venv/bin/python -c 'import platform, ddtrace.internal._encoding as e; "
+        "print(platform.machine(), e.__file__)'")
+    assert app.split()[0] == machine and app.endswith(".so"), app
 
 
 def test_systemd_runs_without_privileged_mode_with_only_sys_admin_added(container):

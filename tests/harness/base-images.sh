@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Builds the local systemd base images the Molecule scenarios run on, with no registry:
 # debootstrap from Debian's mirror, then `docker import`. An image is rebuilt only when it is
-# missing or this recipe changed (its hash is stored as a label). Usage: base-images.sh [SUITE...]
+# missing or this recipe changed (its hash is stored as a label). Usage: base-images.sh [SUITE[/ARCH]...]
+# An arch other than the machine's (bookworm/arm64: datadog-lab/debian:12-arm64) runs under
+# emulation: tests/harness/arm64-emulation.sh first. Its image says amd64 (`docker import` on Docker
+# 20.10 records the engine's platform), but what runs in it is aarch64, through binfmt_misc.
 set -euo pipefail
 
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -17,8 +20,10 @@ command -v debootstrap >/dev/null || {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 }
 
-build() {
-  local suite=$1 name="datadog-lab/debian:${tag[$1]}"
+build() {  # SUITE[/ARCH]
+  local suite=${1%/*} arch= name
+  [[ $1 != */* ]] || arch=${1#*/}
+  name="datadog-lab/debian:${tag[$suite]}${arch:+-$arch}"
   if [ "$(docker image inspect -f '{{ index .Config.Labels "lab.recipe" }}' "$name" 2>/dev/null)" = "$recipe" ]; then
     echo "base-images: $name is up to date"
     return
@@ -26,8 +31,8 @@ build() {
   local start=$SECONDS root
   root=$(mktemp -d /var/tmp/lab-rootfs.XXXXXX)
   trap 'rm -rf "$root"' RETURN
-  echo "base-images: debootstrap $suite (about a minute)"
-  debootstrap --variant=minbase --include="$include" "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
+  echo "base-images: debootstrap $suite${arch:+ for $arch} (about a minute${arch:+, three under emulation})"
+  debootstrap ${arch:+--arch="$arch"} --variant=minbase --include="$include" "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
     || { tail -20 "$root.log" >&2; return 1; }
   rm -f "$root.log"
   # The egress proxy's CA lives on the host only: trust it in the test image (never in roles/).
