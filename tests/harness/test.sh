@@ -40,11 +40,23 @@ run_background() {
   return $rc
 }
 
+# Stops the background's process group (or, if it has not made its own yet, the background itself)
+# and tears down what its tests made. Their exit statuses (a killed one says 143) are not the point.
 stop_background() {
   [ -n "$background" ] || return 0
-  kill -TERM -- "-$background" 2>/dev/null && wait "$background" 2>/dev/null
-  [ "${ARM64_TEST:-1}" != 1 ] || LAB_TEST_ARCH=arm64 tests/docker-provider/run.sh teardown >/dev/null 2>&1
-  [ "${VM_TEST:-1}" != 1 ] || tests/vm/teardown.sh
+  local rc=0
+  kill -TERM -- "-$background" 2>/dev/null || kill -TERM "$background" 2>/dev/null || rc=$?
+  wait "$background" 2>/dev/null || rc=$?
+  # Its tests' own exit traps may still be cleaning up: give them 30 s.
+  for _ in $(seq 1 30); do pgrep -g "$background" >/dev/null || break; sleep 1; done
+  background=
+  echo "== background stopped; tearing down its tests"
+  if [ "${ARM64_TEST:-1}" = 1 ]; then
+    LAB_TEST_ARCH=arm64 tests/docker-provider/run.sh teardown >/dev/null 2>&1 || echo "== arm64 teardown failed" >&2
+  fi
+  if [ "${VM_TEST:-1}" = 1 ]; then
+    tests/vm/teardown.sh || echo "== vm teardown failed" >&2
+  fi
   return 0
 }
 trap stop_background EXIT
@@ -52,11 +64,12 @@ trap stop_background EXIT
 if [ "${ARM64_TEST:-1}" = 1 ] || [ "${VM_TEST:-1}" = 1 ]; then
   mkdir -p "$(dirname "$vm_log")" "$(dirname "$arm64_log")"
   echo "== background from $(date +%T):$([ "${ARM64_TEST:-1}" != 1 ] || echo " the arm64 Docker-provider test ($arm64_log)")$([ "${VM_TEST:-1}" != 1 ] || echo " the VM test ($vm_log)")"
-  # A process group of its own (job control), so that stopping it stops every process it started.
-  set -m
-  run_background &
+  # A process group of its own (setsid: a shell without a terminal has no job control), so that
+  # stopping it stops every process it started.
+  export step arm64_log vm_log
+  export -f run_background docker_provider
+  setsid bash -c run_background &
   background=$!
-  set +m
 fi
 
 echo "== docker engine for the container lanes: $(docker info --format \

@@ -41,6 +41,7 @@ SITE_CASES = [
     ("pg_password_empty", {"LAB_DATADOG_DB_PASSWORD": None}, {"postgresql_monitoring_password": ""},
      ["postgresql_monitoring_password must be set"]),
     ("pg_table", {}, {"postgresql_table": "Large Test"}, ["postgresql_table must be a plain lower-case SQL identifier"]),
+    ("pg_dbm_type", {}, {"postgresql_dbm": "maybe"}, ["postgresql_dbm", "bool"]),
     ("app_port", {}, {"flask_app_port": 0}, ["flask_app_port must be a TCP port"]),
     ("app_workers_type", {}, {"flask_app_workers": "many"}, ["flask_app_workers", "int"]),
     ("app_workers_range", {}, {"flask_app_workers": 100}, ["flask_app_workers must be a number of gunicorn workers"]),

@@ -84,6 +84,23 @@ def test_the_monitoring_user_logs_in_over_tcp_with_scram_and_reads_pg_stat_datab
     assert methods.split() == ["scram-sha-256"]
 
 
+def test_database_monitoring_shows_the_traffics_statements_and_their_plans_to_the_monitoring_user(host, lab):
+    """Database Monitoring's setup (lab_dbm), as the agent uses it: the preload, then, as the monitoring user in the
+    lab's database, the generator's statements in pg_stat_statements and a plan from datadog.explain_statement."""
+    assert psql_as_postgres(host, lab, "show shared_preload_libraries") == "pg_stat_statements"
+
+    def as_monitoring_user(sql):
+        res = host.run("PGPASSWORD=%s psql -h 127.0.0.1 -p %s -U %s -d %s -XAtc %s", lab["lab_monitoring_password"],
+                       str(lab["lab_postgresql_port"]), lab["lab_monitoring_user"], lab["lab_database"], sql)
+        assert res.rc == 0, res.stderr
+        return res.stdout.strip()
+
+    table = lab["lab_table"]
+    assert int(as_monitoring_user(f"select count(*) from pg_stat_statements where query like 'INSERT INTO {table}%'")) > 0
+    plan = json.loads(as_monitoring_user(f"select datadog.explain_statement('SELECT * FROM {table}')"))
+    assert plan[0]["Plan"]["Relation Name"] == table, plan
+
+
 def test_the_lab_table_keeps_its_rows_across_a_converge(host, lab):
     """A converge of the database part never truncates, reloads or recreates large_test."""
     table, db = lab["lab_table"], lab["lab_database"]
@@ -180,7 +197,9 @@ def test_the_optional_traffic_timer_runs_rounds_and_turns_off_again(host, lab):
     out = run_playbook("playbooks/traffic.yml", "-e", "traffic_run=true", "-e", "traffic_timer_enabled=false",
                        "-e", "traffic_bursts=0", "-e", "traffic_sql_rounds=1", "-e", "traffic_rows=10")
     assert "changed: [" in task_output(out, "traffic : One bounded round of traffic has run")
-    assert inserts() >= before + 10
+    # The statistics reach pg_stat_user_tables a moment after the commit (PostgreSQL 10's collector
+    # is a process of its own; a loaded machine delays it).
+    assert wait_for(lambda: inserts() >= before + 10, timeout=15)
     assert not timer.is_enabled and not timer.is_running
 
 

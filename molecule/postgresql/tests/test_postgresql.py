@@ -1,6 +1,10 @@
-"""PostgreSQL as the lab needs it: served, reachable by the monitoring user only with its password."""
+"""PostgreSQL as the lab needs it: served, reachable by the monitoring user only with its password, set up for
+Database Monitoring."""
+import hashlib
+import json
+
 import pytest
-from lab_testinfra import ansible_playbook, inventory_values, task_output
+from lab_testinfra import ROOT, ansible_playbook, inventory_values, task_output
 
 
 @pytest.fixture(scope="module")
@@ -69,15 +73,57 @@ def test_initial_rows_loaded_once_and_kept_across_converges(host, pg):
     assert psql_admin(host, pg, f"select count(*) from {pg['table']}") == "1000"
 
 
-def test_the_first_converge_applied_the_drop_in_without_restarting_the_server(host, pg):
-    """The drop-in's settings were what the packaged server already ran with (port, listen_addresses),
-    or could take on a reload: the server that the package started is still the one running."""
+def test_the_first_converge_restarted_the_server_once_for_the_preload_and_every_setting_applies(host, pg):
+    """The drop-in preloads pg_stat_statements (postgresql_dbm, on in the lab), which the packaged server can't take
+    on a reload: the handler restarted it after the drop-in was written, and no setting is left unapplied."""
     conf = host.check_output("sudo -u postgres psql -p %s -XAtc 'show config_file'", pg["port"])
     drop_in = conf.rsplit("/", 1)[0] + "/conf.d/50-lab.conf"
     written = host.file(drop_in).mtime.timestamp()
     started = float(psql_admin(host, pg, "select extract(epoch from pg_postmaster_start_time())"))
-    assert started < written, "the server was restarted after the drop-in was written"
+    assert started > written, "the server was not restarted after the drop-in was written"
     assert psql_admin(host, pg, "select count(*) from pg_file_settings where error is not null") == "0"
+    settings = psql_admin(host, pg, (
+        "select string_agg(name || '=' || setting, ' ' order by name) from pg_settings where name in "
+        "('shared_preload_libraries', 'track_activity_query_size', 'pg_stat_statements.track', "
+        "'pg_stat_statements.max', 'track_io_timing')"))
+    assert settings == ("pg_stat_statements.max=10000 pg_stat_statements.track=all "
+                        "shared_preload_libraries=pg_stat_statements track_activity_query_size=4096 track_io_timing=on")
+
+
+@pytest.mark.parametrize("database", ["postgres", "new_db"])
+def test_the_monitoring_user_reads_statements_and_gets_plans_in_each_database(host, pg, database):
+    """Database Monitoring's two reads, as the agent makes them: pg_stat_statements (every user's statements,
+    through pg_monitor) and a plan from datadog.explain_statement, which runs EXPLAIN as postgres."""
+    assert database in ("postgres", pg["database"])
+    psql_admin(host, pg, f"select count(*) from {pg['table']}")
+    res = psql_tcp(host, pg, f"select count(*) from pg_stat_statements where query like '%{pg['table']}%'",
+                   database=database)
+    assert res.rc == 0, res.stderr
+    assert int(res.stdout) > 0
+    res = psql_tcp(host, pg, "select datadog.explain_statement('select * from pg_class')", database=database)
+    assert res.rc == 0, res.stderr
+    plan = json.loads(res.stdout)
+    assert plan[0]["Plan"]["Node Type"] == "Seq Scan", plan
+
+
+def test_the_explain_function_is_datadogs_owned_by_postgres_and_marked_by_the_role(host, pg):
+    row = psql_admin(host, pg, (
+        "select pg_get_userbyid(p.proowner), p.prosecdef, p.proisstrict, l.lanname, "
+        "pg_get_function_arguments(p.oid), obj_description(p.oid, 'pg_proc') "
+        "from pg_proc p join pg_namespace n on n.oid = p.pronamespace join pg_language l on l.oid = p.prolang "
+        "where n.nspname = 'datadog' and p.proname = 'explain_statement'"))
+    owner, definer, strict, language, arguments, mark = row.split("|")
+    assert (owner, definer, strict, language) == ("postgres", "t", "t", "plpgsql")
+    assert arguments == "l_query text, OUT explain json"
+    # The file lookup reads it without its last newline.
+    sql = (ROOT / "roles/postgresql/files/explain_statement.sql").read_text().rstrip("\n")
+    assert mark.endswith(f"(sha1 {hashlib.sha1(sql.encode()).hexdigest()})"), mark
+
+
+def test_the_monitoring_user_can_use_the_datadog_schema_but_not_write_in_it(host, pg):
+    res = psql_tcp(host, pg, "create table datadog.not_allowed (i int)", database=pg["database"])
+    assert res.rc != 0
+    assert "permission denied for schema datadog" in res.stderr
 
 
 def test_a_new_port_restarts_the_server_onto_it_and_the_old_one_back(host, pg):
@@ -125,3 +171,23 @@ def test_a_failing_monitoring_user_task_says_why_without_the_password(host, pg):
         rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host)
     assert rc == 0, out[-3000:]
     assert psql_tcp(host, pg, "select 1").stdout.strip() == "1"
+
+
+def test_database_monitoring_follows_its_boolean_passed_as_a_string(host, pg):
+    """postgresql_dbm=false: the preload goes (a restart) and a database made then gets none of the setup;
+    postgresql_dbm=true puts the preload back (a restart)."""
+    try:
+        rc, out = ansible_playbook("playbooks/database.yml", "-e", "postgresql_dbm=false", limit=host.backend.host,
+                                   extra_vars={"postgresql_database": "dbm_off"})
+        assert rc == 0, out[-3000:]
+        assert "changed: [" in task_output(out, "postgresql : Restart PostgreSQL"), out[-3000:]
+        assert task_output(out, "postgresql : Schema datadog exists").split("*\n", 1)[1].startswith("skipping: ["), \
+            out[-3000:]
+        assert psql_admin(host, pg, "show shared_preload_libraries") == ""
+        assert host.check_output("sudo -u postgres psql -p %s -d dbm_off -XAtc %s", pg["port"],
+                                 "select count(*) from pg_namespace where nspname = 'datadog'") == "0"
+    finally:
+        rc, out = ansible_playbook("playbooks/database.yml", "-e", "postgresql_dbm=true", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
+    assert "changed: [" in task_output(out, "postgresql : Restart PostgreSQL"), out[-3000:]
+    assert psql_admin(host, pg, "show shared_preload_libraries") == "pg_stat_statements"
