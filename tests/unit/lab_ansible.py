@@ -19,7 +19,7 @@ def environment(**extra):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                PYTHONDONTWRITEBYTECODE="1", ANSIBLE_ROLES_PATH=str(ROOT / "roles"))
     env["PATH"] = "%s:%s" % (Path(ANSIBLE_PLAYBOOK).parent, env.get("PATH", ""))
-    for name in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "LAB_DATADOG_DB_PASSWORD"):
+    for name in ("DD_API_KEY", "DD_APP_KEY", "DD_SITE", "LAB_DATADOG_DB_PASSWORD", "LAB_APP_DB_PASSWORD"):
         env.pop(name, None)
     env.update({k: v for k, v in extra.items() if v is not None})
     return env

@@ -94,3 +94,94 @@ def test_dogstatsd_datagrams_are_recorded_line_by_line(tmp_path, monkeypatch):
             break
         threading.Event().wait(0.05)
     assert (tmp_path / "dogstatsd.log").read_text().splitlines() == ["page.views:1|c|#env:unit", "queue.size:3|g"]
+
+
+PROFILED = """
+import time
+from ddtrace.trace import tracer
+end = time.time() + 6
+while time.time() < end:
+    with tracer.trace("work"):
+        sum(i * i for i in range(20000))
+"""
+
+
+@pytest.fixture
+def profile_receiver(tmp_path):
+    recorder = intake.Recorder(str(tmp_path / "traces.jsonl"))
+    profiles = intake.Recorder(str(tmp_path / "profiles.jsonl"))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), intake.make_trace_handler({}, recorder, None, profiles))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1], tmp_path / "profiles.jsonl"
+    server.shutdown()
+
+
+def test_the_profilers_uploads_are_recorded_with_their_event_and_files(profile_receiver):
+    """ddtrace's profiler (DD_PROFILING_ENABLED) uploads to the agent's /profiling/v1/input, multipart; the receiver
+    keeps the `event` part and the files' names and sizes, one line per upload."""
+    port, path = profile_receiver
+    env = {**os.environ, "DD_TRACE_AGENT_URL": f"http://127.0.0.1:{port}", "DD_SERVICE": "svc-under-test",
+           "DD_ENV": "unit", "DD_PROFILING_ENABLED": "true", "DD_PROFILING_UPLOAD_INTERVAL": "2",
+           "DD_INSTRUMENTATION_TELEMETRY_ENABLED": "false", "DD_REMOTE_CONFIGURATION_ENABLED": "false"}
+    ddtrace_run = str(Path(sys.executable).with_name("ddtrace-run"))
+    res = subprocess.run([ddtrace_run, sys.executable, "-c", PROFILED], env=env, capture_output=True, text=True,
+                         timeout=90)
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert records, res.stderr[-2000:]
+    event = records[0]["event"]
+    assert event["family"] == "python"
+    assert "service:svc-under-test" in event["tags_profiler"] and "env:unit" in event["tags_profiler"]
+    assert any(name.endswith(".pprof") and size > 0 for r in records for name, size in r["files"].items())
+
+
+def test_an_upload_without_an_event_part_is_refused(profile_receiver):
+    import urllib.error
+    import urllib.request
+
+    port, path = profile_receiver
+    body = b'--b\r\nContent-Disposition: form-data; name="x"; filename="x.pprof"\r\n\r\nabc\r\n--b--\r\n'
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/profiling/v1/input", data=body, method="POST",
+                                 headers={"Content-Type": "multipart/form-data; boundary=b"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=5)
+    assert err.value.code == 400
+    assert path.read_text() == ""
+
+
+def test_dogstatsd_gauges_counts_and_distributions_become_series():
+    """What the core agent does with DogStatsD before its flush: a gauge's last value, a count's sum (scaled by its
+    sample rate), a distribution's average (the real agent sends a sketch); `host:` is the series' host."""
+    sent = []
+    aggregator = intake.DogStatsDAggregator("lab-host", sent.append)
+    for line in ("runtime.python.mem.rss:100|d|#service:app,env:unit", "runtime.python.mem.rss:300|d|#env:unit,service:app",
+                 "queue.size:3|g", "queue.size:5|g", "page.views:1|c|@0.5|#env:unit", "page.views:2|c|#env:unit",
+                 "elsewhere:1|g|#host:other-host,a:b", "latency:4|h", "_sc|my.check|0", "not a metric"):
+        aggregator.add(line)
+    series = {(s["metric"], s["host"]): s for s in aggregator.flush()}
+    assert set(series) == {("runtime.python.mem.rss", "lab-host"), ("queue.size", "lab-host"),
+                           ("page.views", "lab-host"), ("elsewhere", "other-host")}
+    rss = series[("runtime.python.mem.rss", "lab-host")]
+    assert (rss["type"], rss["points"][0][1], sorted(rss["tags"])) == ("gauge", 200.0, ["env:unit", "service:app"])
+    assert series[("queue.size", "lab-host")]["points"][0][1] == 5.0
+    views = series[("page.views", "lab-host")]
+    assert (views["type"], views["points"][0][1]) == ("count", 4.0)
+    assert series[("elsewhere", "other-host")]["tags"] == ["a:b"]
+    assert aggregator.flush() == []
+
+
+def test_a_chunked_upload_is_read_whole(profile_receiver):
+    """ddtrace 3.x's exporter (libdatadog) sends its profile with Transfer-Encoding: chunked, no Content-Length."""
+    import http.client
+
+    port, path = profile_receiver
+    body = (b'--b\r\nContent-Disposition: form-data; name="event"; filename="event.json"\r\n\r\n'
+            b'{"family": "python", "tags_profiler": "service:s"}\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="profile.pprof"; filename="profile.pprof"\r\n\r\nabcd\r\n'
+            b'--b--\r\n')
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    conn.request("POST", "/profiling/v1/input", body=iter([body[:40], body[40:]]), encode_chunked=True,
+                 headers={"Content-Type": "multipart/form-data; boundary=b", "Transfer-Encoding": "chunked"})
+    assert conn.getresponse().status == 200
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert record["event"]["family"] == "python" and record["files"] == {"profile.pprof": 4}

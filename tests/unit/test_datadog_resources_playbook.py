@@ -121,13 +121,13 @@ def the_monitor(state):
 # ---- the first converge --------------------------------------------------------------------
 
 
-def test_first_converge_creates_two_dashboards_a_monitor_and_two_downtimes(outcomes):
+def test_first_converge_creates_three_dashboards_a_monitor_and_two_downtimes(outcomes):
     converge = outcomes["converge"]
     run, state = converge.run, converge.state
     assert run.rc == 0 and run.changed == 1 and run.failed == 0, run
     dashboards = sorted(state["dashboards"].values(), key=lambda d: d["layout_type"])
-    assert [d["layout_type"] for d in dashboards] == ["free", "ordered"]
-    assert [len(d["widgets"]) for d in dashboards] == [9, 4]
+    assert [d["layout_type"] for d in dashboards] == ["free", "ordered", "ordered"]
+    assert [len(d["widgets"]) for d in dashboards] == [9, 4, 7]
     assert all("[managed-by:ansible-datadog-resources]" in d["description"] for d in dashboards)
     monitor = the_monitor(state)
     assert monitor["query"] == "max(last_5m):max:my_metric{host:%s} > 800" % LAB["lab_hostname"]
@@ -141,8 +141,16 @@ def test_first_converge_creates_two_dashboards_a_monitor_and_two_downtimes(outco
         "FREQ=WEEKLY;BYDAY=FR", "FREQ=WEEKLY;BYDAY=SU,MO,TU,WE,TH"]
     flask = [r["q"] for w in dashboards[0]["widgets"] for r in w["definition"]["requests"] if "flask" in r["q"]]
     assert all("service:%s,env:%s" % (LAB["lab_service"], LAB["lab_env"]) in q for q in flask) and len(flask) == 2
+    (database,) = [d for d in dashboards if d["title"] == "Datadog lab - Database"]
+    queries = [r["q"] for w in database["widgets"] for r in w["definition"]["requests"]]
+    scope = "{host:%s,db:%s}" % (LAB["lab_hostname"], LAB["lab_database"])
+    for metric in ("postgresql.queries.count", "postgresql.queries.time", "postgresql.queries.rows"):
+        assert "sum:%s%s by {query_signature}.as_count()" % (metric, scope) in queries, queries
+    assert any("postgresql.live_rows{host:%s,table:%s}" % (LAB["lab_hostname"], LAB["lab_table"]) in q for q in queries)
+    assert "p95:trace.postgres.query{service:%s,env:%s}" % (LAB["lab_service"], LAB["lab_env"]) in queries
     assert sorted(path for method, path in converge.writes()) == [
-        "/api/v1/dashboard", "/api/v1/dashboard", "/api/v1/monitor", "/api/v2/downtime", "/api/v2/downtime"]
+        "/api/v1/dashboard", "/api/v1/dashboard", "/api/v1/dashboard", "/api/v1/monitor", "/api/v2/downtime",
+        "/api/v2/downtime"]
     assert "create downtime 'Weekend'" in run.flat
 
 
@@ -184,7 +192,7 @@ def test_changing_one_threshold_updates_only_the_monitor(outcomes):
 
 
 def timeboard_id(state):
-    (board,) = [d["id"] for d in state["dashboards"].values() if d["layout_type"] == "ordered"]
+    (board,) = [d["id"] for d in state["dashboards"].values() if d["title"].endswith("API timeboard")]
     return board
 
 

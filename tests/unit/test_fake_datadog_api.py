@@ -371,3 +371,27 @@ def test_the_clock_is_set_and_put_back_through_its_control_endpoint():
     status, clock = call(fake, "DELETE", "/fake/clock")
     assert status == 200 and clock["offset_seconds"] == 0.0
     assert abs(time.time() - datetime.datetime.fromisoformat(clock["now"]).timestamp()) < 5
+
+
+def test_database_monitoring_metrics_become_query_metrics_as_datadog_derives_them():
+    """A dbm-metrics event's postgres_rows become postgresql.queries.count, .time (ms to ns) and .rows, tagged
+    query_signature, db and user; a row without its keys, or a body that isn't a list, gets a 400."""
+    fake = FakeDatadog()
+    now = time.time()
+    event = {"host": "h1", "timestamp": now * 1000, "tags": ["env:unit"], "postgres_rows": [
+        {"query_signature": "abc123", "query": "SELECT 1", "datname": "db1", "rolname": "u1", "calls": 3, "rows": 3,
+         "total_exec_time": 2.5}]}
+    assert fake.handle("POST", "/api/v2/dbmmetrics", KEYS, json.dumps([event]).encode()).status == 202
+    window = "&from=%d&to=%d" % (now - 60, now + 60)
+    for metric, value in (("count", 3), ("time", 2.5e6), ("rows", 3)):
+        status, answer = call(fake, "GET", "/api/v1/query?query=sum:postgresql.queries.%s"
+                              "{db:db1,user:u1,query_signature:abc123}%s" % (metric, window))
+        assert status == 200, answer
+        (serie,) = answer["series"]
+        assert serie["pointlist"][0][1] == value, (metric, serie)
+    bad_row = dict(event, postgres_rows=[{"query_signature": "abc123", "datname": "db1"}])
+    for body in ([bad_row], {"not": "a list"}):
+        reply = fake.handle("POST", "/api/v2/dbmmetrics", KEYS, json.dumps(body).encode())
+        assert reply.status == 400, body
+    assert fake.handle("POST", "/api/v2/databasequery", KEYS, json.dumps([{"dbm_type": "plan"}]).encode()).status == 202
+    assert fake.handle("POST", "/api/v2/databasequery", KEYS, json.dumps([{}]).encode()).status == 400

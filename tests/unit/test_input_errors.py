@@ -19,8 +19,10 @@ from test_postgresql_inputs import CASES as POSTGRESQL_CASES
 API_KEY = "apikey-" + "5d1e9b7c3a" * 3
 APP_KEY = "appkey-" + "c4a8e2f6b0" * 4
 DB_PASSWORD = "dbpass-" + "9e7c5a3b1d" * 2
-PIECES = (API_KEY, APP_KEY, DB_PASSWORD, "5d1e9b7c3a", "c4a8e2f6b0", "9e7c5a3b1d")
-SECRETS = {"DD_API_KEY": API_KEY, "DD_APP_KEY": APP_KEY, "LAB_DATADOG_DB_PASSWORD": DB_PASSWORD}
+APP_DB_PASSWORD = "appdbpass-" + "7b3f1d9a5c" * 2
+PIECES = (API_KEY, APP_KEY, DB_PASSWORD, APP_DB_PASSWORD, "5d1e9b7c3a", "c4a8e2f6b0", "9e7c5a3b1d", "7b3f1d9a5c")
+SECRETS = {"DD_API_KEY": API_KEY, "DD_APP_KEY": APP_KEY, "LAB_DATADOG_DB_PASSWORD": DB_PASSWORD,
+           "LAB_APP_DB_PASSWORD": APP_DB_PASSWORD}
 
 ENVIRONMENT_LINES = ("flask_app_environment, flask_app_dd_service, flask_app_dd_env, flask_app_dd_version must not "
                      "contain quotes, backslashes, % or white space")
@@ -42,10 +44,32 @@ SITE_CASES = [
      ["postgresql_monitoring_password must be set"]),
     ("pg_table", {}, {"postgresql_table": "Large Test"}, ["postgresql_table must be a plain lower-case SQL identifier"]),
     ("pg_dbm_type", {}, {"postgresql_dbm": "maybe"}, ["postgresql_dbm", "bool"]),
+    ("pg_app_user_reserved", {}, {"postgresql_app_user": "pg_reader"},
+     ["postgresql_app_user must be empty (no app user) or a plain lower-case role name", "(got 'pg_reader')"]),
+    ("pg_app_password_empty", {"LAB_APP_DB_PASSWORD": None}, {"postgresql_app_password": ""},
+     ["postgresql_app_password must be set when postgresql_app_user is"]),
     ("app_port", {}, {"flask_app_port": 0}, ["flask_app_port must be a TCP port"]),
     ("app_workers_type", {}, {"flask_app_workers": "many"}, ["flask_app_workers", "int"]),
     ("app_workers_range", {}, {"flask_app_workers": 100}, ["flask_app_workers must be a number of gunicorn workers"]),
     ("app_trace_port", {}, {"flask_app_dd_trace_agent_port": 0}, ["flask_app_dd_trace_agent_port must be a TCP port"]),
+    ("app_dogstatsd_port", {}, {"flask_app_dd_dogstatsd_port": 70000},
+     ["flask_app_dd_dogstatsd_port must be a TCP port", "(got 70000)"]),
+    ("app_dbm_mode", {}, {"flask_app_dd_dbm_propagation_mode": "everything"},
+     ["value of flask_app_dd_dbm_propagation_mode must be one of: disabled, service, full", "got: everything"]),
+    ("app_runtime_metrics_type", {}, {"flask_app_dd_runtime_metrics_enabled": "maybe"},
+     ["flask_app_dd_runtime_metrics_enabled", "bool"]),
+    ("app_profiling_type", {}, {"flask_app_dd_profiling_enabled": "maybe"}, ["flask_app_dd_profiling_enabled", "bool"]),
+    ("app_db_host", {}, {"flask_app_db_host": "db host"},
+     ["flask_app_db_host must be a host name or an IP address", "(got 'db host')"]),
+    ("app_db_port", {}, {"flask_app_db_port": 0}, ["flask_app_db_port must be a TCP port", "(got 0)"]),
+    ("app_db_port_type", {}, {"flask_app_db_port": "postgres"}, ["flask_app_db_port", "int"]),
+    ("app_db_name_empty", {}, {"flask_app_db_name": " "}, ["flask_app_db_name must be a non-empty database name"]),
+    ("app_db_table", {}, {"flask_app_db_table": "large_test; drop table x"},
+     ["flask_app_db_table must be a plain lower-case SQL identifier", "(got 'large_test; drop table x')"]),
+    ("app_db_user", {}, {"flask_app_db_user": "App Reader"},
+     ["flask_app_db_user must be empty (no database) or a plain lower-case role name", "(got 'App Reader')"]),
+    ("app_db_password_empty", {"LAB_APP_DB_PASSWORD": None}, {"flask_app_db_password": ""},
+     ["flask_app_db_password must be set when flask_app_db_user is"]),
     ("app_dir_comma", {}, {"flask_app_dir": "/opt/app,x"},
      ["flask_app_dir must be an absolute path of letters", "(got '/opt/app,x')"]),
     ("app_dir_home", {}, {"flask_app_dir": "/home/app"}, ["flask_app_dir must be an absolute path", "outside /home"]),
@@ -114,6 +138,11 @@ ROLE_CASES = [
     ("traffic_rows", "traffic", {"traffic_rows": -1}, ["traffic_rows must be 0-100000 (got -1)"]),
     ("traffic_url", "traffic", {"traffic_app_url": "localhost:5002"}, ["traffic_app_url must be an http(s) URL"]),
     ("pg_required", "postgresql", {}, ["missing required arguments: postgresql_monitoring_password"]),
+    # A role alone, given an app user without its password (the lab's inventory is not read here).
+    ("pg_app_password_role", "postgresql", {"postgresql_monitoring_password": DB_PASSWORD, "postgresql_app_user": "reader"},
+     ["postgresql_app_password must be set when postgresql_app_user is"]),
+    ("app_db_password_role", "flask_app", {"flask_app_db_user": "reader"},
+     ["flask_app_db_password must be set when flask_app_db_user is"]),
     ("resources_required", "datadog_resources", {}, ["missing required arguments", "datadog_resources_host"]),
     ("agent_key_unset_role", "datadog", {"datadog_api_key": ""}, ["datadog_api_key must be set"]),
     ("verify_api_key_empty", "lab_verify", dict(LAB_VERIFY, lab_verify_api_key=""),
@@ -135,6 +164,11 @@ ROLE_CASES = [
      ["lab_verify_custom_interval must be a number of seconds"]),
     ("verify_timeout", "lab_verify", dict(LAB_VERIFY, lab_verify_timeout=-1),
      ["lab_verify_timeout must be 0 or more seconds (got -1)"]),
+    ("verify_dbm_type", "lab_verify", dict(LAB_VERIFY, lab_verify_dbm="maybe"), ["lab_verify_dbm", "bool"]),
+    ("verify_runtime_type", "lab_verify", dict(LAB_VERIFY, lab_verify_runtime_metrics="maybe"),
+     ["lab_verify_runtime_metrics", "bool"]),
+    ("verify_checks_choice", "lab_verify", dict(LAB_VERIFY, lab_verify_checks=["dbm", "profiles"]),
+     ["lab_verify_checks", "profiles"]),
 ]
 VERBOSITY = {"default": [], "vvv": ["-vvv"]}
 

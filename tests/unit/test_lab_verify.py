@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tests/doubles"))
 sys.path.insert(0, str(ROOT / "tests/doubles/agent_standin/package/opt/datadog-agent/standin"))
 from fake_datadog_api.app import FakeDatadog  # noqa: E402
 from fake_datadog_api.server import FakeDatadogServer  # noqa: E402
-from standin_agent import forwarder  # noqa: E402
+from standin_agent import dbm, forwarder, intake  # noqa: E402
 
 API_KEY = "apikey-" + "9b1d3f5a7c" * 3
 APP_KEY = "appkey-" + "c4e6a8b0d2" * 4
@@ -41,7 +41,10 @@ def post(fake, path, body, content_type="application/json", app_key=None):
         return response.status, json.loads(response.read() or b"null")
 
 
-def feed(fake, parts=("host", "my_metric", "postgres", "apm", "logs", "resources"), interval=45, tags=None):
+PARTS = ("host", "my_metric", "postgres", "dbm", "apm", "db_spans", "runtime", "logs", "resources")
+
+
+def feed(fake, parts=PARTS, interval=45, tags=None):
     """What a working lab's agent and resources role send, built with the stand-in's payload code."""
     now = int(time.time())
     host = LAB["lab_hostname"]
@@ -56,13 +59,29 @@ def feed(fake, parts=("host", "my_metric", "postgres", "apm", "logs", "resources
         rel = ["db:%s" % LAB["lab_database"], "table:%s" % LAB["lab_table"], "schema:public"]
         series += [{"metric": m, "points": [[now - 30, 12.0]], "tags": rel, "host": host, "type": "gauge"}
                    for m in ("postgresql.live_rows", "postgresql.heap_blocks_read")]
+    if "runtime" in parts:
+        runtime = intake.DogStatsDAggregator(host, None)
+        for metric, value in (("runtime.python.mem.rss", 5.0e7), ("runtime.python.cpu.percent", 2.5)):
+            runtime.add("%s:%s|d|#service:%s,env:%s,lang:python" % (metric, value, LAB["lab_service"], LAB["lab_env"]))
+        series += runtime.flush()
     if series:
         assert post(fake, "/api/v2/series", forwarder.series_payload(series))[0] == 202
+    if "dbm" in parts:
+        rows = [{"query_signature": "5e3f2c1a9b8d7e6f", "query": "SELECT count(*) FROM %s" % LAB["lab_table"],
+                 "datname": LAB["lab_database"], "rolname": LAB["lab_app_db_user"], "calls": 7, "rows": 7,
+                 "total_exec_time": 1.5}]
+        assert post(fake, "/api/v2/dbmmetrics", [dbm.query_metrics_event(host, [], rows, 15, "v15.10.0")])[0] == 202
     if "apm" in parts:
         spans = [{"service": LAB["lab_service"], "name": "flask.request", "resource": resource, "trace_id": n,
                   "span_id": n, "parent_id": 0, "type": "web", "error": 0, "start": (now - 60) * 10 ** 9,
                   "duration": 2 * 10 ** 6, "meta": {"env": LAB["lab_env"], "http.status_code": "200"}, "metrics": {}}
                  for n, resource in enumerate(["GET /", "GET /api/apm", "GET /api/trace"], start=1)]
+        if "db_spans" in parts:
+            # psycopg's span under the request's: the app's service (integration service names removed), measured.
+            spans.append({"service": LAB["lab_service"], "name": "postgres.query", "resource": "SELECT 1",
+                          "trace_id": 1, "span_id": 99, "parent_id": 1, "type": "sql", "error": 0,
+                          "start": (now - 60) * 10 ** 9, "duration": 10 ** 6, "meta": {"env": LAB["lab_env"]},
+                          "metrics": {"_dd.measured": 1}})
         payload = msgpack.packb(forwarder.stats_payload(spans, host))
         assert post(fake, "/api/v0.2/stats", payload, "application/msgpack")[0] == 202
     if "logs" in parts:
@@ -71,7 +90,7 @@ def feed(fake, parts=("host", "my_metric", "postgres", "apm", "logs", "resources
         item = {"message": line, "ddsource": "python", "service": LAB["lab_service"], "hostname": host, "ddtags": ""}
         assert post(fake, "/api/v2/logs", [item])[0] == 202
     if "resources" in parts:
-        for title in ("Lab one", "Lab two"):
+        for title in ("Lab one", "Lab two", "Lab three"):
             post(fake, "/api/v1/dashboard", {"title": title, "layout_type": "ordered", "widgets": [],
                                               "description": "lab %s:x]" % MARK}, app_key=APP_KEY)
         _, monitor = post(fake, "/api/v1/monitor", {
@@ -105,7 +124,8 @@ def line(out, check):
     raise AssertionError("no line for %s in:\n%s" % (check, out[-3000:]))
 
 
-CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "dashboards", "monitor", "downtimes")
+CHECKS = ("host", "my_metric", "postgres", "dbm", "apm", "db_spans", "runtime", "logs", "dashboards", "monitor",
+          "downtimes")
 
 
 def test_a_complete_lab_passes_every_line_with_urls_on_the_site_and_no_key_at_vvv(fake):
@@ -130,8 +150,11 @@ def test_each_missing_part_fails_its_line_with_what_to_look_at_and_no_key(fake):
     apm = line(out, "apm")
     assert not apm[0] and "GET /api/trace" in apm[1] and "systemctl status %s" % LAB["lab_service"] in apm[1]
     assert "no logs" in line(out, "logs")[1]
+    assert "shared_preload_libraries" in line(out, "dbm")[1] and "dbm: true" in line(out, "dbm")[1]
+    assert "/api/db" in line(out, "db_spans")[1]
+    assert "DD_RUNTIME_METRICS_ENABLED=true" in line(out, "runtime")[1]
     assert line(out, "dashboards")[0] and line(out, "monitor")[0]
-    assert "5 check(s) failed" in out
+    assert "8 check(s) failed" in out
     assert API_KEY not in out and APP_KEY not in out
 
 
@@ -389,3 +412,22 @@ def test_the_logs_boolean_passed_as_a_string_turns_the_logs_line_off_and_on(fake
     rc, out, _ = verify(fake, "-e", "lab_verify_logs=true", "-e", '{"lab_verify_checks": ["logs"]}')
     assert rc != 0
     assert not line(out, "logs")[0] and "no logs for" in line(out, "logs")[1]
+
+
+@pytest.mark.parametrize("off,on,check,said", [
+    ("lab_verify_dbm=false", "lab_verify_dbm=true", "dbm", "Database Monitoring is off"),
+    ("lab_verify_runtime_metrics=false", "lab_verify_runtime_metrics=true", "runtime", "runtime metrics are off"),
+])
+def test_the_dbm_and_runtime_booleans_passed_as_strings_turn_their_lines_off_and_on(fake, off, on, check, said):
+    """`-e lab_verify_dbm=false` is the string "false": nothing is expected then; `=true` expects the data."""
+    feed(fake, parts=("host",))
+    only = '{"lab_verify_checks": ["%s"]}' % check
+    rc, out, _ = verify(fake, "-e", off, "-e", only)
+    assert rc == 0, out[-3000:]
+    assert line(out, check)[0] and said in line(out, check)[1], line(out, check)
+    rc, out, _ = verify(fake, "-e", on, "-e", only)
+    assert rc != 0
+    assert not line(out, check)[0] and "no " in line(out, check)[1]
+    feed(fake, parts=(check,))
+    rc, out, _ = verify(fake, "-e", on, "-e", only)
+    assert rc == 0 and line(out, check)[0], out[-3000:]

@@ -9,6 +9,7 @@ import re
 
 import pytest
 import yaml
+from lab_testinfra import ansible_playbook
 
 CONF = "/etc/datadog-agent"
 
@@ -80,6 +81,9 @@ def test_datadog_yaml(host, lab):
     assert cfg["hostname"] == lab["lab_hostname"]
     assert isinstance(cfg["tags"], list) and cfg["tags"] == lab["lab_host_tags"]
     assert cfg["apm_config"]["enabled"] is True
+    # Unified service tagging: the agent's env; no global service tag (each service names itself).
+    assert cfg["env"] == lab["lab_env"]
+    assert "service" not in cfg and not any(str(t).startswith("service:") for t in cfg["tags"])
 
 
 def test_postgres_instance_watches_the_lab_table(host, lab):
@@ -90,6 +94,7 @@ def test_postgres_instance_watches_the_lab_table(host, lab):
     assert instance["password"]
     names = [r if isinstance(r, str) else r["relation_name"] for r in instance["relations"]]
     assert lab["lab_table"] in names
+    assert instance["dbm"] is lab["lab_dbm"]
 
 
 def test_custom_random_collected_every_45_seconds(host):
@@ -161,3 +166,105 @@ def test_agent_refuses_to_run_without_an_api_key(host):
         host.run("rm -rf %s", confdir)
     assert res.rc not in (0, 124), "the agent kept running without an API key"
     assert "API key" in res.stdout + res.stderr
+
+
+# ---- Database Monitoring (dbm: true) --------------------------------------------------------
+
+DBM_WARNINGS = {
+    # The setup piece removed: what Datadog's check says, and the troubleshooting anchor it names.
+    "preload": ("Unable to collect statement metrics because pg_stat_statements extension is not loaded in "
+                "database '{db}'", "pg-stat-statements-not-loaded"),
+    "extension": ("Unable to collect statement metrics because pg_stat_statements is not created in database "
+                  "'{db}'", "pg-stat-statements-not-created"),
+    "explain_function": ("Unable to collect execution plans in dbname={db}. Check that the function "
+                         "datadog.explain_statement exists in the database", "undefined-explain-function"),
+}
+
+
+def psql(host, lab, sql, database=None):
+    return host.check_output("sudo -u postgres psql -p %s -d %s -XAtc %s", str(lab["lab_postgresql_port"]),
+                             database or lab["lab_database"], sql)
+
+
+def in_background(host, lab, sql, seconds):
+    """SQL run by postgres in the lab's database for about SECONDS, in the background (the agent samples it)."""
+    loop = (f"end=$(($(date +%s) + {seconds})); while [ $(date +%s) -lt $end ]; do "
+            f"psql -p {lab['lab_postgresql_port']} -d {lab['lab_database']} -XAtqc \"{sql}\" >/dev/null; sleep 0.2; done")
+    host.run("sudo -u postgres setsid sh -c %s >/dev/null 2>&1 &", loop)
+
+
+def dbm_check(host, lab):
+    """`check postgres --check-rate` while statements run, so that its second run has differences to send."""
+    table = lab["lab_table"]
+    in_background(host, lab, f"SELECT count(*) FROM {table}", 6)
+    # One statement that runs through both runs of the check: each samples and explains it.
+    in_background(host, lab, f"SELECT pg_sleep(8), (SELECT max(num1) FROM {table})", 1)
+    host.run("sleep 1")
+    return agent_check(host, "postgres", "--check-rate")
+
+
+def events(collectors, track):
+    return [e for c in collectors for e in c["aggregator"].get("event_platform_events", {}).get(track, [])]
+
+
+def test_database_monitoring_sends_the_statements_query_metrics_and_their_plans(host, lab):
+    """With dbm: true: the differences of pg_stat_statements between two runs (dbm-metrics, per query_signature,
+    db and user), a plan from datadog.explain_statement for a running statement (dbm-samples), and no warning."""
+    collectors = dbm_check(host, lab)
+    assert [c["runner"]["LastWarnings"] for c in collectors] == [[]]
+    assert [c["runner"]["LastError"] for c in collectors] == [""]
+    table = lab["lab_table"]
+    (metrics,) = events(collectors, "dbm-metrics")
+    assert metrics["host"] == lab["lab_hostname"]
+    assert not any(t.startswith("db:") for t in metrics["tags"])  # the row's datname says which database
+    ours = [r for r in metrics["postgres_rows"]
+            if r["query"] == f"SELECT count(*) FROM {table}" and r["datname"] == lab["lab_database"]]
+    assert len(ours) == 1, metrics["postgres_rows"]
+    assert ours[0]["rolname"] == "postgres" and ours[0]["calls"] >= 1 and ours[0]["rows"] == ours[0]["calls"]
+    assert re.fullmatch(r"[0-9a-f]{1,16}", ours[0]["query_signature"])
+    plans = [e for e in events(collectors, "dbm-samples") if e["dbm_type"] == "plan" and table in e["db"]["statement"]]
+    assert plans, events(collectors, "dbm-samples")
+    assert f"Relation Name\": \"{table}\"" in plans[0]["db"]["plan"]["definition"]
+    gauge = series(collectors, "postgresql.pg_stat_statements.max")
+    assert gauge and gauge[0]["points"][0][1] > 0
+
+
+def test_the_agent_log_has_none_of_datadogs_database_monitoring_warnings(host):
+    """The agent's own runs (every 15 s since the converge) found the setup whole. Runs before the test below,
+    which breaks the setup on purpose."""
+    with host.sudo():
+        log = host.file("/var/log/datadog/agent.log").content_string
+    assert "Unable to collect statement metrics" not in log
+    assert "Unable to collect execution plans" not in log
+
+
+@pytest.mark.parametrize("piece", sorted(DBM_WARNINGS))
+def test_a_missing_piece_of_the_database_setup_gives_datadogs_warning(host, lab, piece):
+    """Each piece the postgresql role makes for Database Monitoring, removed: the check says what Datadog's says,
+    with its troubleshooting anchor and tags; put back by the role's converge, it is silent."""
+    db = lab["lab_database"]
+    if piece == "preload":
+        # The role without Database Monitoring: its handler restarts the server without the preload; the
+        # extension, made before, stays.
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host,
+                                   extra_vars={"postgresql_dbm": False})
+        assert rc == 0, out[-3000:]
+        assert psql(host, lab, "show shared_preload_libraries", "postgres") == ""
+    elif piece == "extension":
+        psql(host, lab, "DROP EXTENSION pg_stat_statements")
+    else:
+        psql(host, lab, "DROP FUNCTION datadog.explain_statement(text)")
+    try:
+        collectors = dbm_check(host, lab)
+        assert [c["runner"]["LastError"] for c in collectors] == [""]
+        message, code = DBM_WARNINGS[piece]
+        (warning,) = collectors[0]["runner"]["LastWarnings"]
+        text, tags = warning.rsplit("\n", 1)
+        assert text.startswith(message.format(db=db)), text
+        assert f"https://docs.datadoghq.com/database_monitoring/setup_postgres/troubleshooting#{code}" in text
+        assert tags == f"code={code} dbname={db} host={lab['lab_hostname']}"
+        assert not events(collectors, "dbm-metrics" if piece != "explain_function" else "dbm-samples")
+    finally:
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host)
+        assert rc == 0, out[-3000:]
+    assert dbm_check(host, lab)[0]["runner"]["LastWarnings"] == []

@@ -9,7 +9,8 @@ import re
 import subprocess
 
 from conftest import fake_api_get
-from lab_testinfra import ansible_playbook, assert_every_service_answers, inventory_value, task_output, wait_for
+from lab_testinfra import (ansible_playbook, assert_every_service_answers, http_get, inventory_value, task_output,
+                            wait_for)
 
 TRACES = "/var/log/datadog/standin/traces.jsonl"
 
@@ -18,13 +19,14 @@ def spans(host):
     return [json.loads(line) for line in host.file(TRACES).content_string.splitlines() if line.strip()]
 
 
-def test_spans_of_all_three_routes_reached_the_intake(host, lab):
-    wanted = {"GET /", "GET /api/apm", "GET /api/trace"}
+def test_spans_of_the_seeds_three_routes_and_api_db_reached_the_intake(host, lab):
+    """The seed's three routes keep their resources and root span tags; the generator's GET /api/db has its own."""
+    wanted = {"GET /", "GET /api/apm", "GET /api/trace", "GET /api/db"}
     ours = wait_for(lambda: [s for s in spans(host) if s["service"] == lab["lab_service"]
                              and s["meta"].get("env") == lab["lab_env"]])
     assert wanted <= {s["resource"] for s in ours}
     tags = {k for s in ours for k, v in s["meta"].items() if k.startswith("from_") and v == "true"}
-    assert tags == {"from_entry_route", "from_apm_route", "from_trace_route"}
+    assert tags == {"from_entry_route", "from_apm_route", "from_trace_route", "from_db_route"}
 
 
 def test_postgres_statistics_show_the_generators_inserts_and_deletes(host, lab):
@@ -128,7 +130,7 @@ def test_the_app_runs_on_the_interpreter_the_role_chose_with_its_pinned_ddtrace(
 def test_dashboards_monitor_and_downtimes_exist_in_the_api():
     state = fake_api_get("/fake/state")
     titles = {d["title"] for d in state["dashboards"].values()}
-    assert len(titles) == 2, titles
+    assert len(titles) == 3, titles
     assert any("my_metric" in m["query"] for m in state["monitors"].values())
     live = [d for d in state["downtimes"].values() if d["attributes"].get("status") != "canceled"]
     assert len(live) == 2
@@ -226,3 +228,98 @@ def test_every_service_comes_back_after_a_container_restart(host, lab):
     name = host.backend.get_hostname()
     subprocess.run(["docker", "restart", name], check=True, capture_output=True, timeout=120)
     assert_every_service_answers(host, lab)
+
+
+# ---- Database Monitoring, the app's queries in APM, runtime metrics and the profiler (issue 32) ----
+
+DBM_WARNINGS = ("Unable to collect statement metrics", "Unable to collect execution plans")
+
+
+def test_database_monitoring_reaches_datadog_for_the_apps_queries_without_a_warning(host, lab):
+    """dbm: true on the agent's postgres check: Datadog's postgresql.queries.count for the lab's database arrives,
+    per query_signature, and some of it is the app's own database user (GET /api/db); the agent logs none of
+    Datadog's Database Monitoring warnings."""
+    app_user = inventory_value(host, "lab_app_db_user")
+    http_get(host, lab["lab_app_port"], "/api/db")
+
+    def counted():
+        series = [s for s in fake_api_get("/fake/intake")["series"].values()
+                  if s["metric"] == "postgresql.queries.count" and f"db:{lab['lab_database']}" in s["tags"]]
+        users = {t for s in series for t in s["tags"] if t.startswith("user:")}
+        return series if f"user:{app_user}" in users else None
+
+    series = wait_for(counted, timeout=90, step=5)
+    assert series, "no postgresql.queries.count for the app's user %s reached the fake API" % app_user
+    assert all(any(t.startswith("query_signature:") for t in s["tags"]) for s in series)
+    assert {s["host"] for s in series} == {lab["lab_hostname"]}
+    with host.sudo():
+        log = host.file("/var/log/datadog/agent.log").content_string
+    for warning in DBM_WARNINGS:
+        assert warning not in log
+
+
+def test_the_apps_query_span_carries_the_dbm_link_and_its_sql_the_traceparent(host, lab):
+    """DD_DBM_PROPAGATION_MODE=full: psycopg's span says it injected the trace context, and PostgreSQL saw the app's
+    SQL with the comment Database Monitoring links a sample to its trace with (traceparent, the service)."""
+    status, _ = http_get(host, lab["lab_app_port"], "/api/db")
+    assert status == 200
+
+    def injected():
+        return [s for s in spans(host) if s["name"] == "postgres.query" and s["meta"].get("env") == lab["lab_env"]
+                and ("_dd.dbm_trace_injected" in s["meta"] or "_dd.dbm_trace_injected" in s["metrics"])]
+
+    ours = wait_for(injected, timeout=30)
+    assert ours, "no postgres.query span with _dd.dbm_trace_injected"
+    assert {s["service"] for s in ours} == {lab["lab_service"]}
+    # pg_stat_statements keeps the text of a statement's first execution: the app's, comment included.
+    app_user = inventory_value(host, "lab_app_db_user")
+    texts = psql_as_postgres(host, lab, "select s.query from pg_stat_statements s join pg_roles r on r.oid = s.userid "
+                                        f"where r.rolname = '{app_user}'", lab["lab_database"])
+    assert re.search(r"traceparent='00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]'", texts), texts
+    assert f"ddps='{lab['lab_service']}'" in texts, texts
+
+def test_the_app_sends_runtime_metrics_and_profiles_to_the_agent(host, lab):
+    """DD_RUNTIME_METRICS_ENABLED: runtime.python.* on DogStatsD tagged with the app's service; DD_PROFILING_ENABLED:
+    the profiler uploads to the agent's /profiling/v1/input (about once a minute), and its sandbox did not stop it."""
+    service = f"service:{lab['lab_service']}"
+
+    def runtime():
+        with host.sudo():
+            lines = host.file("/var/log/datadog/standin/dogstatsd.log").content_string.splitlines()
+        return [line for line in lines if line.startswith("runtime.python.") and service in line]
+
+    assert wait_for(runtime, timeout=60, step=5), "no runtime.python.* metric for the app on DogStatsD"
+
+    def profiles():
+        with host.sudo():
+            path = host.file("/var/log/datadog/standin/profiles.jsonl")
+            records = [json.loads(line) for line in path.content_string.splitlines() if line] if path.exists else []
+        return [r for r in records if r["event"].get("family") == "python"
+                and service in (r["event"].get("tags_profiler") or "")]
+
+    found = wait_for(profiles, timeout=150, step=10)
+    assert found, "no profile of the app reached the agent"
+    assert any(name.endswith(".pprof") for r in found for name in r["files"]), found[-1]
+    journal = host.check_output("journalctl -u %s.service --no-pager -o cat", lab["flask_app_service_name"])
+    assert "disabling profiling" not in journal.lower()
+
+
+def test_the_apps_database_user_reads_the_lab_table_and_nothing_else(host, lab):
+    """GET /api/db's own user (lab_app_db_user), over TCP as the app logs in: SELECT on the lab's table works; an
+    INSERT into it, a read of another table and a CREATE TABLE are refused; /api/db answers with the table's rows."""
+    user, password = inventory_value(host, "lab_app_db_user"), inventory_value(host, "lab_app_db_password")
+    table = lab["lab_table"]
+
+    def as_app(sql):
+        return host.run("PGPASSWORD=%s psql -h 127.0.0.1 -p %s -U %s -d %s -XAtc %s", password,
+                        str(lab["lab_postgresql_port"]), user, lab["lab_database"], sql)
+
+    counted = as_app(f"select count(*) from {table}")
+    assert counted.rc == 0 and int(counted.stdout) >= 0, counted.stderr
+    for sql in (f"insert into {table} select 1, 2.5, 3.5", "select count(*) from pg_authid",
+                "create table app_was_here (x int)"):
+        refused = as_app(sql)
+        assert refused.rc != 0 and "permission denied" in refused.stderr, (sql, refused.stdout, refused.stderr)
+    status, body = http_get(host, lab["lab_app_port"], "/api/db")
+    assert status == 200, body
+    assert json.loads(body)["table"] == table

@@ -14,7 +14,8 @@ from zoneinfo import ZoneInfo
 from conftest import fake_api_call
 from lab_testinfra import ansible_playbook, http_get, inventory_value, wait_for
 
-CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "dashboards", "monitor", "downtimes")
+CHECKS = ("host", "my_metric", "postgres", "dbm", "apm", "db_spans", "runtime", "logs", "dashboards", "monitor",
+          "downtimes")
 
 
 def verify(*args, extra_vars=None):

@@ -1,17 +1,20 @@
 """The Flask app as the lab runs it: a sandboxed systemd service under ddtrace-run, answering the
-seed's three routes, its traces reaching the agent's intake and its logs carrying their trace ids.
+seed's three routes and /api/db (the lab's table, read as the app's own database user), its traces
+reaching the agent's intake, linked to its queries for Database Monitoring, and its logs carrying
+their trace ids.
 
 Written against the real agent's files and the app's own unit, so it holds on a real VM too; the
 trace checks read what the agent stand-in (tests/doubles/agent_standin) records of each span.
 """
 
 import json
+import os
 import re
 import time
 
 import pytest
 import yaml
-from lab_testinfra import ROOT, ansible_playbook, http_get, inventory_values, task_output
+from lab_testinfra import ROOT, ansible_playbook, http_get, inventory_values, task_output, wait_for
 
 ROUTES = {
     "/": ("Entrypoint to the Application", "from_entry_route"),
@@ -299,3 +302,233 @@ def test_log_injection_follows_its_boolean_passed_as_a_string(host, app):
     finally:
         rc, out = ansible_playbook("playbooks/app.yml", limit=host.backend.host)
     assert rc == 0, out[-3000:]
+
+
+# GET /api/db: the lab's table read as the app's own database user, linked to Database Monitoring.
+DB_ROUTE = "/api/db"
+DB_TAG = "from_db_route"
+DBM_INJECTED = "_dd.dbm_trace_injected"
+TRACEPARENT = re.compile(r"traceparent='00-(?P<trace_id>[0-9a-f]{32})-(?P<span_id>[0-9a-f]{16})-0[01]'")
+DOGSTATSD = "/var/log/datadog/standin/dogstatsd.log"
+PROFILES = "/var/log/datadog/standin/profiles.jsonl"
+
+
+@pytest.fixture(scope="module")
+def db(host):
+    names = ["db_host", "db_port", "db_name", "db_table", "db_user", "db_password", "dd_dbm_propagation_mode",
+             "dd_runtime_metrics_enabled", "dd_profiling_enabled", "dd_dogstatsd_port"]
+    values = inventory_values(host, [f"flask_app_{n}" for n in names], role="flask_app")
+    db = {n: values[f"flask_app_{n}"] for n in names}
+    assert db["db_user"] and db["db_password"], "the lab's inventory gives the app a database user and its password"
+    return db
+
+
+def psql_admin(host, db, sql):
+    return host.check_output("sudo -u postgres psql -p %s -d %s -XAtc %s", str(db["db_port"]), db["db_name"], sql)
+
+
+def psql_as_app(host, db, sql, password=None):
+    return host.run("PGPASSWORD=%s psql -h %s -p %s -U %s -d %s -XAtc %s", password or db["db_password"],
+                    db["db_host"], str(db["db_port"]), db["db_user"], db["db_name"], sql)
+
+
+def spans_recorded(host, after=0):
+    """The spans the agent recorded, from its AFTER-th on."""
+    return [json.loads(line) for line in host.run("cat %s", TRACES).stdout.splitlines()[after:] if line.strip()]
+
+
+def process_environment(host, pid):
+    return host.check_output("tr '\\0' '\\n' < /proc/%s/environ", pid).splitlines()
+
+
+def test_db_route_answers_the_row_count_and_max_of_the_lab_table(host, app, db):
+    psql_admin(host, db, f"insert into {db['db_table']} (num1, num2, num3) select g, g, g from generate_series(1, 5) g")
+    rows, max_num1 = psql_admin(host, db, f"select count(*), max(num1) from {db['db_table']}").split("|")
+    status, body = get(host, app, DB_ROUTE, timeout=10)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert (answer["table"], answer["rows"], answer["max_num1"]) == (db["db_table"], int(rows), int(max_num1))
+    assert isinstance(answer["avg_num3"], float)
+
+
+def test_the_apps_database_user_reads_the_lab_table_and_nothing_else(host, db):
+    table = db["db_table"]
+    res = psql_as_app(host, db, f"select count(*) from {table}")
+    assert res.rc == 0, res.stderr
+    psql_admin(host, db, "create table if not exists app_cannot_read (i int)")
+    try:
+        for sql in (f"begin; insert into {table} (num1, num2, num3) values (1, 1, 1); rollback",
+                    "select count(*) from pg_authid", "select count(*) from app_cannot_read"):
+            res = psql_as_app(host, db, sql)
+            assert res.rc != 0 and "permission denied for" in res.stderr, f"{sql}: {res.stdout}{res.stderr}"
+    finally:
+        psql_admin(host, db, "drop table app_cannot_read")
+
+
+def test_the_database_password_is_in_a_file_only_root_reads_never_in_the_unit(host, app, db):
+    unit = app["service_name"]
+    env_file = f"{app['dir']}/database.env"
+    assert show(host, unit, "EnvironmentFiles").split()[0] == env_file
+    f = host.file(env_file)
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
+    assert host.run("runuser -u %s -- cat %s", app["user"], env_file).rc != 0, f"{app['user']} can read {env_file}"
+    assert db["db_password"] not in host.file(f"/etc/systemd/system/{unit}.service").content_string
+    assert db["db_password"] not in host.check_output("systemctl show %s", unit)
+    environment = process_environment(host, show(host, unit, "MainPID"))
+    assert f"PGPASSWORD={db['db_password']}" in environment
+    assert f"PGUSER={db['db_user']}" in environment
+    assert f"PGHOST={db['db_host']}" in environment
+
+
+def test_unit_links_queries_to_traces_and_turns_on_runtime_metrics_and_the_profiler(host, app, db):
+    env = show(host, app["service_name"], "Environment").split()
+    assert db["dd_dbm_propagation_mode"] == "full"
+    assert "DD_DBM_PROPAGATION_MODE=full" in env
+    assert f"DD_RUNTIME_METRICS_ENABLED={str(db['dd_runtime_metrics_enabled']).lower()}" in env
+    assert f"DD_PROFILING_ENABLED={str(db['dd_profiling_enabled']).lower()}" in env
+    assert "DD_RUNTIME_METRICS_ENABLED=true" in env and "DD_PROFILING_ENABLED=true" in env
+    assert f"DD_DOGSTATSD_PORT={db['dd_dogstatsd_port']}" in env
+
+
+@pytest.fixture(scope="module")
+def db_traffic(host, app):
+    """Three requests to /api/db; then their root spans and the PostgreSQL spans of their traces that the agent
+    recorded since (waits at most 20 s for three of each)."""
+    recorded_before = len(spans_recorded(host))
+    for _ in range(3):
+        status, body = get(host, app, DB_ROUTE, timeout=10)
+        assert status == 200, body
+    roots, queries, spans = [], [], []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        spans = spans_recorded(host, after=recorded_before)
+        roots = [s for s in spans if s["resource"] == f"GET {DB_ROUTE}" and not s["parent_id"]]
+        traces = {s["trace_id"] for s in roots}
+        queries = [s for s in spans if s["trace_id"] in traces and s["meta"].get("db.system") == "postgresql"
+                   and s["type"] == "sql" and DB_ROUTE not in s["resource"]]
+        if len(roots) >= 3 and len(queries) >= 3:
+            break
+        time.sleep(1)
+    return {"roots": roots, "queries": queries, "spans": spans}
+
+
+def test_db_route_tags_its_root_span(db_traffic, app):
+    assert db_traffic["roots"], f"no root span with resource 'GET {DB_ROUTE}'"
+    for span in db_traffic["roots"]:
+        assert span["service"] == app["dd_service"]
+        assert span["meta"].get(DB_TAG) == "true"
+        assert not ROUTE_TAGS & span["meta"].keys()
+
+
+def test_the_query_span_says_its_trace_went_with_the_sql(db_traffic, app, db):
+    """The psycopg span of each /api/db request: a PostgreSQL query of the lab's table by the app's user, marked
+    _dd.dbm_trace_injected (DD_DBM_PROPAGATION_MODE=full: the SQL carried the trace's traceparent)."""
+    queries = [s for s in db_traffic["queries"] if db["db_table"] in s["resource"]]
+    assert len(queries) >= 3, f"no PostgreSQL span of the table in the /api/db traces: {db_traffic['queries']}"
+    for span in queries:
+        assert span["meta"].get("component") == "psycopg"
+        assert span["meta"].get("db.user") == db["db_user"]
+        assert span["meta"].get("db.name") == db["db_name"]
+        assert span["meta"].get(DBM_INJECTED) == "true" or span["metrics"].get(DBM_INJECTED) == 1, span
+
+
+def test_postgresql_received_the_traceparent_of_a_recorded_query_span(host, db, db_traffic):
+    """pg_stat_statements keeps the text of a statement's first run, comment included: its traceparent names the
+    trace (128 bits: the span carries the low 64, its root's _dd.p.tid the high ones) and the query span of that
+    run, which the agent recorded in a trace of /api/db."""
+    sql = ("select s.query from pg_stat_statements s join pg_roles r on r.oid = s.userid "
+           f"where r.rolname = '{db['db_user']}' and s.query like '%{db['db_table']}%'")
+    texts = psql_admin(host, db, sql).splitlines()
+    matches = [m for m in map(TRACEPARENT.search, texts) if m]
+    assert matches, f"no statement of {db['db_user']} carried a traceparent: {texts}"
+
+    def recorded():
+        spans = spans_recorded(host)
+        by_id = {(s["trace_id"], s["span_id"]): s for s in spans}
+        roots = {s["trace_id"]: s for s in spans if not s["parent_id"]}
+        found = []
+        for match in matches:
+            trace_id, low = int(match["trace_id"], 16), int(match["trace_id"][16:], 16)
+            span, root = by_id.get((low, int(match["span_id"], 16))), roots.get(low)
+            found.append((span, root) if span and root and full_trace_id(root) == trace_id else None)
+        return found if all(found) else None
+
+    found = wait_for(recorded, timeout=20)
+    assert found, f"the traceparent names no span the agent recorded: {[m.group(0) for m in matches]}"
+    for span, root in found:
+        assert span["meta"].get("db.system") == "postgresql" and db["db_table"] in span["resource"], span
+        assert root["resource"] == f"GET {DB_ROUTE}", root
+
+
+def test_the_runtime_metrics_reach_the_agents_dogstatsd(host, app):
+    def runtime_lines():
+        lines = host.run("cat %s", DOGSTATSD).stdout.splitlines()
+        return [line for line in lines if line.startswith("runtime.python.") and f"service:{app['dd_service']}" in line]
+
+    assert wait_for(runtime_lines, timeout=30), f"no runtime.python.* metric of {app['dd_service']} in {DOGSTATSD}"
+
+
+def test_the_profiler_is_not_disabled_by_the_sandbox_and_profiles(host, app):
+    """ddtrace disables the profiler, saying so in the journal, when its native module can't load or a collector
+    can't start: the unit's sandbox (MemoryDenyWriteExecute, SystemCallFilter) must allow both. And the agent's
+    intake received the app's profiles (one a minute per process), each with a pprof of samples."""
+    journal = host.check_output("journalctl -u %s -o cat -q --no-pager", app["service_name"])
+    assert "disabling profiling" not in journal
+    assert not re.search(r"Failed to (start|load) .*(collector|ddup)", journal), journal[-3000:]
+
+    def profiles():
+        records = [json.loads(line) for line in host.run("cat %s", PROFILES).stdout.splitlines() if line.strip()]
+        return [r for r in records if f"service:{app['dd_service']}" in r["event"].get("tags_profiler", "")
+                and any(name.endswith(".pprof") and size > 0 for name, size in r["files"].items())]
+
+    assert wait_for(profiles, timeout=75), f"no profile of {app['dd_service']} in {PROFILES}"
+
+
+def test_runtime_metrics_and_the_profiler_follow_their_booleans_passed_as_strings(host, app):
+    """`-e flask_app_dd_runtime_metrics_enabled=false -e flask_app_dd_profiling_enabled=false` (strings, as every -e
+    key=value is) turn both off in the unit, `=true` on again; each time the app is restarted with them."""
+    unit = app["service_name"]
+    try:
+        for extra in (("flask_app_dd_runtime_metrics_enabled=false", "flask_app_dd_profiling_enabled=false"),
+                      ("flask_app_dd_runtime_metrics_enabled=true", "flask_app_dd_profiling_enabled=true")):
+            value = extra[0].split("=")[1]
+            old_pid = show(host, unit, "MainPID")
+            rc, out = ansible_playbook("playbooks/app.yml", "-e", extra[0], "-e", extra[1], limit=host.backend.host)
+            assert rc == 0, out[-3000:]
+            env = show(host, unit, "Environment").split()
+            assert f"DD_RUNTIME_METRICS_ENABLED={value}" in env and f"DD_PROFILING_ENABLED={value}" in env, env
+            assert show(host, unit, "MainPID") not in ("0", old_pid), "the app was not restarted"
+    finally:
+        rc, out = ansible_playbook("playbooks/app.yml", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
+
+
+def test_a_new_app_database_password_reaches_the_app_and_no_run_prints_either(host, app, db):
+    """A new lab_app_db_password (with every character that needs care in a systemd environment file) through the
+    database and app parts of site.yml: previewed with --check --diff, applied, then the inventory's put back, each
+    run at -vvv with --diff. The user task and the environment file change each time; no output holds either
+    password; the app logs in with the one in force."""
+    unit = app["service_name"]
+    rotated = "new pass 'q\" $HOME `x` \\ " + os.urandom(6).hex()
+    runs = [("previewed", ["--check"], {"lab_app_db_password": rotated}),
+            ("applied", [], {"lab_app_db_password": rotated})]
+    try:
+        for what, args, extra_vars in runs:
+            rc, out = ansible_playbook("site.yml", "--tags", "database,app", "--diff", "-vvv", *args,
+                                       limit=host.backend.host, extra_vars=extra_vars)
+            assert rc == 0, out[-3000:]
+            for task in ("postgresql : App database user exists with its password",
+                         "flask_app : The app's database settings are in an environment file only root can read"):
+                assert "changed: [" in task_output(out, task), f"{what}: {task_output(out, task)}"
+            leaks = [name for name, secret in (("the new password", rotated), ("the inventory's", db["db_password"]))
+                     if secret in out]
+            assert not leaks, f"the {what} run printed {' and '.join(leaks)}"
+        assert f"PGPASSWORD={rotated}" in process_environment(host, show(host, unit, "MainPID"))
+        assert get(host, app, DB_ROUTE, timeout=10)[0] == 200
+        assert psql_as_app(host, db, "select 1", password=rotated).rc == 0
+    finally:
+        rc, out = ansible_playbook("site.yml", "--tags", "database,app", "--diff", "-vvv", limit=host.backend.host)
+    assert rc == 0, out[-3000:]
+    assert rotated not in out and db["db_password"] not in out
+    assert f"PGPASSWORD={db['db_password']}" in process_environment(host, show(host, unit, "MainPID"))
+    assert get(host, app, DB_ROUTE, timeout=10)[0] == 200

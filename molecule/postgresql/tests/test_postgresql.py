@@ -1,7 +1,8 @@
 """PostgreSQL as the lab needs it: served, reachable by the monitoring user only with its password, set up for
-Database Monitoring."""
+Database Monitoring; the app's own user reads the lab's table and nothing else."""
 import hashlib
 import json
+import re
 
 import pytest
 from lab_testinfra import ROOT, ansible_playbook, inventory_values, task_output
@@ -14,6 +15,14 @@ def pg(host):
     return {"port": str(v["postgresql_port"]), "user": v["postgresql_monitoring_user"],
             "password": v["postgresql_monitoring_password"], "database": v["postgresql_database"],
             "table": v["postgresql_table"]}
+
+
+@pytest.fixture(scope="module")
+def app_user(host, pg):
+    """The app's database user as the inventory names it (postgresql_app_user, from lab.yml), and its password."""
+    v = inventory_values(host, ["postgresql_app_user", "postgresql_app_password"])
+    assert v["postgresql_app_user"], "the lab's inventory names an app database user"
+    return dict(pg, user=v["postgresql_app_user"], password=v["postgresql_app_password"])
 
 
 def psql_tcp(host, pg, sql, password=None, database="postgres"):
@@ -191,3 +200,101 @@ def test_database_monitoring_follows_its_boolean_passed_as_a_string(host, pg):
     assert rc == 0, out[-3000:]
     assert "changed: [" in task_output(out, "postgresql : Restart PostgreSQL"), out[-3000:]
     assert psql_admin(host, pg, "show shared_preload_libraries") == "pg_stat_statements"
+
+
+def test_the_app_user_logs_in_over_tcp_and_reads_the_lab_table(host, pg, app_user):
+    # (Over 127.0.0.1: a container may have no ::1; the pg_hba test below reads both lines.)
+    res = psql_tcp(host, app_user, f"select count(*) from {pg['table']}", database=pg["database"])
+    assert res.rc == 0, res.stderr
+    assert int(res.stdout) == int(psql_admin(host, pg, f"select count(*) from {pg['table']}"))
+
+
+# PostgreSQL 10 says "permission denied for relation", 11 and later "for table".
+DENIED = re.compile(r"permission denied for (table|relation|schema) (\S+)")
+# A write in a transaction rolled back: the row count stays the one test_initial_rows_... expects.
+INSERT = "begin; insert into {table} (num1, num2, num3) values (1, 1, 1); rollback"
+
+
+def denied(res):
+    """What PostgreSQL said it refused: the table or schema's name, or None when it refused nothing."""
+    match = DENIED.search(res.stderr)
+    return match.group(2) if res.rc != 0 and match else None
+
+
+@pytest.mark.parametrize("sql, refused", [
+    (INSERT, "{table}"),
+    ("begin; update {table} set num1 = 0; rollback", "{table}"),
+    ("begin; delete from {table}; rollback", "{table}"),
+    ("select count(*) from pg_authid", "pg_authid"),
+    ("create table app_made (i int)", "public"),
+], ids=["insert", "update", "delete", "pg_authid", "create table"])
+def test_the_app_user_can_do_nothing_else_in_the_lab_database(host, pg, app_user, sql, refused):
+    res = psql_tcp(host, app_user, sql.format(table=pg["table"]), database=pg["database"])
+    assert denied(res) == refused.format(table=pg["table"]), res.stdout + res.stderr
+
+
+def test_the_app_user_cannot_read_another_table_of_the_lab_database(host, pg, app_user):
+    psql_admin(host, pg, "create table if not exists app_cannot_read (i int); insert into app_cannot_read values (1)")
+    try:
+        res = psql_tcp(host, app_user, "select * from app_cannot_read", database=pg["database"])
+        assert denied(res) == "app_cannot_read", res.stdout + res.stderr
+    finally:
+        psql_admin(host, pg, "drop table app_cannot_read")
+
+
+def test_the_app_user_holds_select_on_the_lab_table_and_no_role_attribute(host, pg, app_user):
+    grants = psql_admin(host, pg, (
+        "select string_agg(privilege_type, ',' order by privilege_type) from information_schema.role_table_grants "
+        f"where grantee = '{app_user['user']}'"))
+    assert grants == "SELECT"
+    table = psql_admin(host, pg, (
+        f"select table_name from information_schema.role_table_grants where grantee = '{app_user['user']}'"))
+    assert table == pg["table"]
+    attributes = psql_admin(host, pg, (
+        "select rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, "
+        f"left(rolpassword, 14) from pg_authid where rolname = '{app_user['user']}'"))
+    assert attributes == "t|f|f|f|f|f|SCRAM-SHA-256$"
+    member_of = psql_admin(host, pg, (
+        f"select count(*) from pg_auth_members m join pg_roles r on r.oid = m.member where r.rolname = '{app_user['user']}'"))
+    assert member_of == "0"
+
+
+def test_the_app_users_pg_hba_lines_are_tcp_from_localhost_into_the_lab_database(host, pg, app_user):
+    rules = psql_admin(host, pg, (
+        "select type, array_to_string(database, ','), address, netmask, auth_method from pg_hba_file_rules "
+        f"where '{app_user['user']}' = any(user_name) order by line_number"))
+    assert rules.splitlines() == [
+        f"host|{pg['database']}|127.0.0.1|255.255.255.255|scram-sha-256",
+        f"host|{pg['database']}|::1|ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff|scram-sha-256",
+    ]
+
+
+@pytest.mark.parametrize("how", ["another database over tcp", "the socket", "a wrong password"])
+def test_the_app_user_gets_in_no_other_way(host, pg, app_user, how):
+    if how == "another database over tcp":
+        res = psql_tcp(host, app_user, "select 1", database="postgres")
+        expected = "no pg_hba.conf entry"
+    elif how == "the socket":
+        res = host.run("PGPASSWORD=%s psql -p %s -U %s -d %s -XAtc 'select 1'", app_user["password"], pg["port"],
+                       app_user["user"], pg["database"])
+        expected = "Peer authentication failed"
+    else:
+        res = psql_tcp(host, app_user, "select 1", password="not-the-password", database=pg["database"])
+        expected = "password authentication failed"
+    assert res.rc != 0, res.stdout
+    assert expected in res.stderr
+
+
+def test_a_write_granted_to_the_app_user_by_hand_is_taken_back(host, pg, app_user):
+    insert = INSERT.format(table=pg["table"])
+    psql_admin(host, pg, f"grant insert, delete on {pg['table']} to {app_user['user']}")
+    try:
+        res = psql_tcp(host, app_user, insert, database=pg["database"])
+        assert res.rc == 0, res.stderr
+        rc, out = ansible_playbook("playbooks/database.yml", limit=host.backend.host)
+        assert rc == 0, out[-3000:]
+        assert "changed: [" in task_output(out, "postgresql : App database user cannot write to the lab's table"), \
+            out[-3000:]
+        assert denied(psql_tcp(host, app_user, insert, database=pg["database"])) == pg["table"]
+    finally:
+        psql_admin(host, pg, f"revoke insert, delete on {pg['table']} from {app_user['user']}")

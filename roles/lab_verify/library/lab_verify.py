@@ -27,10 +27,14 @@ options:
   custom_interval: {description: Seconds between its points., type: int, required: true}
   database: {description: The database of the Postgres relation metrics., type: str, required: true}
   table: {description: The relation (table)., type: str, required: true}
+  dbm: {description: Whether Database Monitoring is on (query metrics for the database are then expected)., type: bool,
+        required: true}
   service: {description: The APM service., type: str, required: true}
   env: {description: The APM env., type: str, required: true}
   routes: {description: APM resources that must have hits (such as "GET /api/apm")., type: list, elements: str,
            required: true}
+  runtime: {description: Whether the app sends runtime metrics (runtime.python.* are then expected)., type: bool,
+            required: true}
   logs: {description: Whether log collection is on (logs with trace ids are then expected)., type: bool,
          required: true}
   managed_by: {description: The mark of the lab's dashboards, monitor and downtimes., type: str, required: true}
@@ -40,8 +44,8 @@ options:
     description: The checks to run (all by default); C(resources) is the dashboards, monitor and downtimes.
     type: list
     elements: str
-    choices: [host, my_metric, postgres, apm, logs, resources]
-    default: [host, my_metric, postgres, apm, logs, resources]
+    choices: [host, my_metric, postgres, dbm, apm, db_spans, runtime, logs, resources]
+    default: [host, my_metric, postgres, dbm, apm, db_spans, runtime, logs, resources]
   request_timeout: {description: Seconds one request may take., type: float, default: 30}
 requirements: [datadog-api-client]
 """
@@ -63,9 +67,11 @@ EXAMPLES = r"""
     service: "{{ lab_service }}"
     env: "{{ lab_env }}"
     routes: [GET /]
+    dbm: true
+    runtime: true
     logs: true
     managed_by: "{{ lab_managed_by }}"
-    expected: {dashboards: 2, monitors: 1, downtimes: 2}
+    expected: {dashboards: 3, monitors: 1, downtimes: 2}
     since: "{{ now(utc=true).timestamp() - 900 }}"
 """
 
@@ -82,7 +88,7 @@ from ansible.module_utils.lab_verify_checks import ALL_CHECKS, HAS_CLIENT, Api, 
 REQUIRED_STR = ("api_url", "site", "host", "custom_metric", "custom_metric_tag", "database", "table", "service", "env",
                 "managed_by")
 SPEC_KEYS = ("site", "host", "host_tags", "custom_metric", "custom_metric_tag", "custom_interval", "database", "table",
-             "service", "env", "routes", "logs", "managed_by", "expected", "since", "checks")
+             "dbm", "service", "env", "routes", "runtime", "logs", "managed_by", "expected", "since", "checks")
 
 
 def main():
@@ -94,6 +100,8 @@ def main():
         routes=dict(type="list", elements="str", required=True),
         custom_interval=dict(type="int", required=True),
         logs=dict(type="bool", required=True),
+        dbm=dict(type="bool", required=True),
+        runtime=dict(type="bool", required=True),
         expected=dict(type="dict", required=True),
         since=dict(type="float", required=True),
         checks=dict(type="list", elements="str", default=list(ALL_CHECKS), choices=list(ALL_CHECKS)),

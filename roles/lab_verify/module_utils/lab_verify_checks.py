@@ -177,6 +177,60 @@ def check_apm(api, spec, since, until, web):
     return _result("apm", True, "trace.flask.request.hits for %s/%s: %s" % (spec["service"], spec["env"], counts), url)
 
 
+def _sum(series):
+    return sum(p[1] or 0 for serie in series for p in serie.get("pointlist") or [])
+
+
+def check_dbm(api, spec, since, until, web):
+    """Database Monitoring's query metrics for the lab's database: Datadog derives postgresql.queries.count from
+    the rows of pg_stat_statements the agent sends (dbm-metrics), per query_signature."""
+    url = "%s/databases/queries?host=%s" % (web, spec["host"])
+    if not spec["dbm"]:
+        return _result("dbm", True, "Database Monitoring is off (dbm in the postgres check): no query metrics "
+                       "expected", url)
+    query = "sum:postgresql.queries.count{host:%s,db:%s} by {query_signature}.as_count()" % (
+        spec["host"], spec["database"])
+    signatures = [s for s in api.query(query, since, until) if _sum([s]) > 0]
+    if not signatures:
+        return _result("dbm", False, "no postgresql.queries.count for host %s, db:%s since %s: is `dbm: true` in "
+                       "conf.d/postgres.d/conf.yaml, is pg_stat_statements preloaded (SHOW "
+                       "shared_preload_libraries), and does `datadog-agent check postgres` run without an "
+                       "\"Unable to collect statement metrics\" warning?" % (spec["host"], spec["database"],
+                                                                              _ago(since)), url)
+    return _result("dbm", True, "postgresql.queries.count for db:%s: %d query signatures, %d calls" % (
+        spec["database"], len(signatures), _sum(signatures)), url)
+
+
+def check_db_spans(api, spec, since, until, web):
+    """The app's queries as APM spans (psycopg's postgres.query), the spans Database Monitoring links to."""
+    query = "sum:trace.postgres.query.hits{service:%s,env:%s}.as_count()" % (spec["service"], spec["env"])
+    url = "%s/apm/services/%s/operations/postgres.query/resources?env=%s" % (web, spec["service"], spec["env"])
+    hits = _sum(api.query(query, since, until))
+    if hits <= 0:
+        return _result("db_spans", False, "no trace.postgres.query.hits (service %s, env %s) since %s: does "
+                       "GET /api/db answer (curl 127.0.0.1:PORT/api/db), did traffic run (playbooks/traffic.yml), "
+                       "and is psycopg traced (ddtrace-run in the app's unit)?" % (
+                           spec["service"], spec["env"], _ago(since)), url)
+    return _result("db_spans", True, "trace.postgres.query.hits for %s/%s: %d" % (spec["service"], spec["env"], hits),
+                   url)
+
+
+def check_runtime(api, spec, since, until, web):
+    """ddtrace's runtime metrics (DogStatsD, to the agent): runtime.python.* tagged with the app's service."""
+    url = "%s/apm/services/%s/operations/flask.request?env=%s&dependencyMap=runtime" % (
+        web, spec["service"], spec["env"])
+    if not spec["runtime"]:
+        return _result("runtime", True, "runtime metrics are off (DD_RUNTIME_METRICS_ENABLED): none expected", url)
+    seen = []
+    for metric in ("runtime.python.mem.rss", "runtime.python.cpu.percent"):
+        query = "avg:%s{service:%s,env:%s}" % (metric, spec["service"], spec["env"])
+        if not _points(api.query(query, since, until)):
+            return _result("runtime", False, "no %s since %s: is DD_RUNTIME_METRICS_ENABLED=true in the app's unit "
+                           "and does DogStatsD listen (datadog-agent status, DogStatsD)?" % (query, _ago(since)), url)
+        seen.append(metric)
+    return _result("runtime", True, "%s for %s/%s" % (" and ".join(seen), spec["service"], spec["env"]), url)
+
+
 def check_logs(api, spec, since, web):
     query = "service:%s host:%s" % (spec["service"], spec["host"])
     url = "%s/logs?query=%s" % (web, query.replace(" ", "%20"))
@@ -282,12 +336,12 @@ def _local_time(text, zone):
         return instant.strftime("%Y-%m-%d %H:%M UTC")
 
 
-ALL_CHECKS = ("host", "my_metric", "postgres", "apm", "logs", "resources")
+ALL_CHECKS = ("host", "my_metric", "postgres", "dbm", "apm", "db_spans", "runtime", "logs", "resources")
 
 
 def run_checks(api, spec, now=None):
     """One round of every check. spec: host, host_tags, custom_metric, custom_metric_tag, custom_interval,
-    database, table, service, env, routes, logs, managed_by, expected {dashboards, monitors, downtimes},
+    database, table, dbm, service, env, routes, runtime, logs, managed_by, expected {dashboards, monitors, downtimes},
     site, since (epoch seconds: only data newer than this counts), checks (names out of ALL_CHECKS; all
     when empty; "resources" covers the dashboards, monitor and downtimes lines)."""
     until = now or time.time()
@@ -297,7 +351,10 @@ def run_checks(api, spec, now=None):
         ("host", lambda: check_host(api, spec, since, web)),
         ("my_metric", lambda: check_custom_metric(api, spec, since, until, web)),
         ("postgres", lambda: check_postgres(api, spec, since, until, web)),
+        ("dbm", lambda: check_dbm(api, spec, since, until, web)),
         ("apm", lambda: check_apm(api, spec, since, until, web)),
+        ("db_spans", lambda: check_db_spans(api, spec, since, until, web)),
+        ("runtime", lambda: check_runtime(api, spec, since, until, web)),
         ("logs", lambda: check_logs(api, spec, since, web)),
     ]
     wanted = spec.get("checks") or ALL_CHECKS

@@ -620,6 +620,7 @@ INTAKE_ROUTES = {
     ("POST", "/intake"): "host_metadata", ("POST", "/api/v0.2/stats"): "trace_stats",
     ("POST", "/api/v2/logs"): "logs", ("GET", "/api/v1/hosts"): "hosts", ("GET", "/api/v1/query"): "query",
     ("POST", "/api/v2/logs/events/search"): "logs_search",
+    ("POST", "/api/v2/dbmmetrics"): "dbm_metrics", ("POST", "/api/v2/databasequery"): "dbm_samples",
 }
 INTAKE_READS = ("hosts", "query", "logs_search")
 DASHBOARD_READ_ONLY = ("id", "author_handle", "author_name", "created_at", "modified_at", "url")

@@ -7,6 +7,11 @@ one exists, 400 naming the field otherwise):
     POST /intake/                host metadata: internalHostname, host-tags {system: [...]}, meta
     POST /api/v0.2/stats         the trace-agent's StatsPayload (msgpack): becomes trace.<name>.hits,
                                  .errors, .duration series, as Datadog derives them
+    POST /api/v2/dbmmetrics      Database Monitoring's dbm-metrics events (a list): each postgres_rows
+                                 row becomes postgresql.queries.count (calls), .time (total_exec_time
+                                 or total_time, in ns) and .rows, tagged query_signature, db, user and
+                                 the event's tags, as Datadog derives them
+    POST /api/v2/databasequery   its dbm-samples events (plans), kept as received
     POST /api/v2/logs            HTTPLog (a list of log items); a JSON message becomes attributes, and
                                  a text line's dd.trace_id=... dd.span_id=... become attributes dd.*
                                  (as Datadog's Python log pipeline parses them)
@@ -43,7 +48,7 @@ MONITOR_QUERY = re.compile(r"^(?P<agg>avg|sum|min|max)\(last_(?P<n>[0-9]+)(?P<un
 
 
 def empty():
-    return {"series": {}, "hosts": {}, "logs": [], "service_checks": []}
+    return {"series": {}, "hosts": {}, "logs": [], "service_checks": [], "dbm_samples": []}
 
 
 def _checked(model, body):
@@ -146,6 +151,35 @@ class Intake:
                     self._add_point(base + ".hits", "count", tags, host, at, group.get("Hits", 0))
                     self._add_point(base + ".errors", "count", tags, host, at, group.get("Errors", 0))
                     self._add_point(base + ".duration", "gauge", tags, host, at, group.get("Duration", 0) / 1e9)
+        return []
+
+    def dbm_metrics(self, body):
+        if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
+            return ["body: a list of dbm-metrics events is required"]
+        for i, event in enumerate(body):
+            for key in ("host", "timestamp", "postgres_rows"):
+                if key not in event:
+                    return ["body[%d].%s: required" % (i, key)]
+            for j, row in enumerate(event["postgres_rows"]):
+                missing = [k for k in ("query_signature", "datname", "rolname", "calls", "rows") if k not in row]
+                if missing:
+                    return ["body[%d].postgres_rows[%d].%s: required" % (i, j, missing[0])]
+        for event in body:
+            at = event["timestamp"] / 1000.0
+            for row in event["postgres_rows"]:
+                tags = list(event.get("tags") or []) + [
+                    "query_signature:%s" % row["query_signature"], "db:%s" % row["datname"],
+                    "user:%s" % row["rolname"]]
+                millis = row.get("total_exec_time", row.get("total_time")) or 0
+                self._add_point("postgresql.queries.count", "count", tags, event["host"], at, row["calls"])
+                self._add_point("postgresql.queries.time", "count", tags, event["host"], at, millis * 1e6)
+                self._add_point("postgresql.queries.rows", "count", tags, event["host"], at, row["rows"])
+        return []
+
+    def dbm_samples(self, body):
+        if not isinstance(body, list) or not all(isinstance(e, dict) and e.get("dbm_type") for e in body):
+            return ["body: a list of dbm-samples events (each with dbm_type) is required"]
+        self.data["dbm_samples"].extend(body)
         return []
 
     def logs(self, body):

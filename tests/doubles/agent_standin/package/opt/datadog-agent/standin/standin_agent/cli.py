@@ -16,6 +16,11 @@ import yaml
 
 from . import config
 
+# The agent's `check` command prints each event platform track under these titles.
+EVENT_PLATFORM_NAMES = {
+    'dbm-samples': 'Database Monitoring Query Samples', 'dbm-metrics': 'Database Monitoring Query Metrics',
+    'dbm-activity': 'Database Monitoring Activity Samples', 'dbm-metadata': 'Database Monitoring Metadata',
+}
 STATUS_FILE = os.path.join(config.RUN_DIR, 'standin-status.json')
 TRACE_STATUS_FILE = os.path.join(config.RUN_DIR, 'standin-trace-status.json')
 log = logging.getLogger('standin')
@@ -62,8 +67,9 @@ def cmd_run(args):
         with open(args.pidfile, 'w') as f:
             f.write(str(os.getpid()))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    from . import intake
-    dsd = intake.start_dogstatsd(cfg)
+    from . import forwarder, intake
+    core = forwarder.Core(cfg)
+    dsd = intake.start_dogstatsd(cfg, sink=lambda series: core.add(series, []))
     state = {'pid': os.getpid(), 'started': int(time.time()), 'hostname': config.hostname(cfg), 'checks': {},
              'errors': {}}
     from . import runner
@@ -76,9 +82,9 @@ def cmd_run(args):
         except Exception as e:  # noqa: BLE001 - a broken check must not stop the agent
             state['errors'][name] = str(e)
             log.error('could not load check %s: %s', name, e)
-    from . import forwarder
-    core = forwarder.Core(cfg)
     core.start()
+    dbm = forwarder.EventPlatform(cfg)
+    dbm.start()
     forwarder.Logs(cfg, configs).start()
     due = {inst.id: 0.0 for inst in scheduled}
     log.info('agent %s (stand-in) started: hostname %s, %d check instance(s)', config.version(),
@@ -90,6 +96,7 @@ def cmd_run(args):
                 ok = inst.run()
                 due[inst.id] = now + inst.interval
                 core.add(inst.series, inst.service_checks)
+                dbm.add(inst.event_platform_events)
                 if not ok:
                     log.error('Error running check %s: %s', inst.id, inst.last_error)
                 state['checks'][inst.id] = inst.stats()
@@ -157,6 +164,9 @@ def _print_check_text(inst):
     print(json.dumps({'series': data['metrics']}, indent=2))
     print('=== Service Checks ===')
     print(json.dumps(data['service_checks'], indent=2))
+    for track, events in sorted(data['event_platform_events'].items()):
+        print('=== {} ==='.format(EVENT_PLATFORM_NAMES.get(track, track)))
+        print(json.dumps(events, indent=2))
     s = inst.stats()
     status = '[ERROR]' if s['LastError'] else ('[WARNING]' if s['LastWarnings'] else '[OK]')
     title = '{} ({})'.format(inst.name, inst.version)
@@ -169,6 +179,8 @@ def _print_check_text(inst):
     print('      Events: Last Run: {}, Total: {}'.format(s['Events'], s['TotalEvents']))
     print('      Service Checks: Last Run: {}, Total: {}'.format(s['ServiceChecks'], s['TotalServiceChecks']))
     print('      Average Execution Time : {}ms'.format(s['AverageExecutionTime']))
+    for warning in s['LastWarnings']:
+        print('      Warning: {}'.format(warning))
     if s['LastError']:
         print('      Error: {}'.format(s['LastError']))
     print()

@@ -10,6 +10,11 @@ sites. Bodies are those the intake takes:
   POST {apm_dd_url}/api/v0.2/stats StatsPayload, msgpack: hits, errors, duration of the top-level spans
                                    received, per 10 s bucket and (service, name, resource, status, type)
   POST {logs}/api/v2/logs          a list of log items (message, ddsource, service, hostname, ddtags)
+  POST {dbm metrics}/api/v2/dbmmetrics      Database Monitoring's dbm-metrics events (a JSON list)
+  POST {dbm samples}/api/v2/databasequery   its dbm-samples events (plans; a JSON list)
+The two Database Monitoring intakes are set as the agent's event platform endpoints are:
+`database_monitoring.metrics.logs_dd_url` / DD_DATABASE_MONITORING_METRICS_LOGS_DD_URL (host:port)
+with `logs_no_ssl`, and the same under `database_monitoring.samples`.
 Each request carries DD-API-KEY. A failed request is kept and retried at the next flush (up to 100).
 """
 import json
@@ -45,6 +50,17 @@ def logs_url(cfg):
     if not host:
         return None
     no_ssl = config.truthy(os.environ.get('DD_LOGS_CONFIG_LOGS_NO_SSL', logs_config.get('logs_no_ssl')))
+    return '%s://%s' % ('http' if no_ssl else 'https', host)
+
+
+def event_platform_url(cfg, track):
+    """`database_monitoring.<track>.logs_dd_url` (host:port) and `logs_no_ssl`, as the agent reads them."""
+    section = ((cfg.get('database_monitoring') or {}).get(track) or {})
+    env = 'DD_DATABASE_MONITORING_{}_'.format(track.upper())
+    host = os.environ.get(env + 'LOGS_DD_URL') or section.get('logs_dd_url')
+    if not host:
+        return None
+    no_ssl = config.truthy(os.environ.get(env + 'LOGS_NO_SSL', section.get('logs_no_ssl')))
     return '%s://%s' % ('http' if no_ssl else 'https', host)
 
 
@@ -150,7 +166,9 @@ class TraceStats:
     def __init__(self, cfg, flush_seconds=10):
         self.url = apm_url(cfg)
         self.sender = Sender(self.url, str(cfg.get('api_key'))) if self.url else None
-        self.hostname, self.env = config.hostname(cfg), (cfg.get('apm_config') or {}).get('env') or 'none'
+        # The trace-agent's env: apm_config.env, else the agent's `env`, else "none".
+        self.hostname = config.hostname(cfg)
+        self.env = (cfg.get('apm_config') or {}).get('env') or cfg.get('env') or 'none'
         self.spans, self.lock, self.flush_seconds = [], threading.Lock(), flush_seconds
 
     def add(self, spans):
@@ -206,6 +224,41 @@ class Core:
             if checks:
                 self.sender.post('/api/v1/check_run', checks)
             time.sleep(self.flush_seconds)
+
+
+class EventPlatform:
+    """Database Monitoring's events (the checks' dbm-metrics and dbm-samples), sent in batches."""
+
+    TRACKS = {'dbm-metrics': ('metrics', '/api/v2/dbmmetrics'), 'dbm-samples': ('samples', '/api/v2/databasequery')}
+
+    def __init__(self, cfg, flush_seconds=10):
+        self.senders = {}
+        for track, (name, path) in self.TRACKS.items():
+            url = event_platform_url(cfg, name)
+            if url:
+                self.senders[track] = (Sender(url, str(cfg.get('api_key'))), path)
+        self.events, self.lock, self.flush_seconds = {}, threading.Lock(), flush_seconds
+
+    def add(self, events_by_track):
+        with self.lock:
+            for track, events in events_by_track.items():
+                if track in self.senders:
+                    self.events.setdefault(track, []).extend(json.loads(e) for e in events)
+
+    def start(self):
+        if self.senders:
+            threading.Thread(target=self._loop, name='event-platform', daemon=True).start()
+            log.info('database monitoring events forwarded to %s',
+                     ', '.join(s.base + p for s, p in self.senders.values()))
+
+    def _loop(self):
+        while True:
+            time.sleep(self.flush_seconds)
+            with self.lock:
+                events, self.events = self.events, {}
+            for track, batch in events.items():
+                sender, path = self.senders[track]
+                sender.post(path, batch)
 
 
 class Logs:

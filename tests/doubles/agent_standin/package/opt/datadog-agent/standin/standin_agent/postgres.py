@@ -3,10 +3,14 @@
 A probe, not the integration: it logs in with the instance's credentials, runs the catalog reads
 the real check needs (pg_stat_database, pg_stat_user_tables, pg_statio_user_tables for each
 configured relation) and submits the metrics the lab's dashboards use, with the real names and tags.
+With `dbm: true`, Database Monitoring runs too (dbm.py).
 """
 import psycopg2
 
 from datadog_checks.base import AgentCheck
+
+from .config import truthy
+from .dbm import DatabaseMonitoring
 
 __version__ = '0.0.0+standin'
 
@@ -71,6 +75,9 @@ class PostgreSql(AgentCheck):
                 self.service_check(self.SERVICE_CHECK_NAME, AgentCheck.OK, tags=sc_tags)
                 self._database(cur, dbname, db_tags)
                 self._relations(cur, db_tags)
+            if truthy(inst.get('dbm')):
+                self._dbm = getattr(self, '_dbm', None) or DatabaseMonitoring(self)
+                self._dbm.run(conn, dbname, db_tags)
         finally:
             conn.close()
 

@@ -83,6 +83,7 @@ class Instance:
         self.exec_times = []
         self.last_error, self.last_warnings, self.last_success = '', [], 0
         self.series, self.service_checks, self.events = [], [], []
+        self.event_platform_events = {}
 
     def run(self):
         datadog_agent.set_hostname(self.hostname)
@@ -101,6 +102,8 @@ class Instance:
             for scs in aggregator._service_checks.values() for sc in scs
         ]
         self.events = list(aggregator._events)
+        # Database Monitoring's events (dbm-metrics, dbm-samples): raw JSON strings, by track type.
+        self.event_platform_events = {k: list(v) for k, v in aggregator._event_platform_events.items() if v}
         warnings = list(getattr(self.check, 'warnings', []) or [])
         if hasattr(self.check, 'warnings'):
             self.check.warnings = []
@@ -192,7 +195,8 @@ class Instance:
 
     def aggregator_data(self):
         return {'metrics': self.series, 'service_checks': self.service_checks, 'events': self.events,
-                'sketches': []}
+                'sketches': [], 'event_platform_events': {
+                    k: [json.loads(e) for e in v] for k, v in self.event_platform_events.items()}}
 
 
 def instances_for(name, cfg, configs):
