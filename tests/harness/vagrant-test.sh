@@ -174,7 +174,7 @@ lab_reprovision() {
 # verify.yml through its provisioner, against the fake API: every line must pass, no key printed.
 lab_verify() {
   vagrant_ provision --provision-with verify >"$lab_run/verify.log" || { tail -n 60 "$lab_run/verify.log" >&2; return 1; }
-  grep -q 'All 8 checks passed' "$lab_run/verify.log" || { echo "verify did not pass all 8 checks" >&2; return 1; }
+  grep -q 'All 11 checks passed' "$lab_run/verify.log" || { echo "verify did not pass all 11 checks" >&2; return 1; }
   grep -E '^ +(passed|FAILED) ' "$lab_run/verify.log" | awk '!seen[$0]++' | tee -a "$log"
   lab_no_secret_in "$lab_run/verify.log"
 }
