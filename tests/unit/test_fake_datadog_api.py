@@ -395,3 +395,19 @@ def test_database_monitoring_metrics_become_query_metrics_as_datadog_derives_the
         assert reply.status == 400, body
     assert fake.handle("POST", "/api/v2/databasequery", KEYS, json.dumps([{"dbm_type": "plan"}]).encode()).status == 202
     assert fake.handle("POST", "/api/v2/databasequery", KEYS, json.dumps([{}]).encode()).status == 400
+
+
+def test_a_host_never_reports_later_than_its_data_arrived():
+    """A trace-stats bucket is stamped with its end, up to 10 s ahead of the flush: the host reported when the intake
+    received it, not then (else a stopped agent would still look alive for those seconds)."""
+    fake = FakeDatadog()
+    now = time.time()
+    start = int(now) * 10 ** 9
+    stats = {"AgentHostname": "h2", "AgentEnv": "unit", "Stats": [{"Hostname": "h2", "Env": "unit", "Stats": [
+        {"Start": start, "Duration": 10 * 10 ** 9, "Stats": [{"Service": "s", "Name": "flask.request", "Resource": "GET /",
+                                                             "Hits": 1, "Errors": 0, "Duration": 1000}]}]}]}
+    assert fake.handle("POST", "/api/v0.2/stats", KEYS, json.dumps(stats).encode()).status == 202
+    status, answer = call(fake, "GET", "/api/v1/hosts?filter=h2&from=%d" % (now + 5))
+    assert status == 200 and answer["host_list"] == [], answer
+    status, answer = call(fake, "GET", "/api/v1/hosts?filter=h2&from=%d" % (now - 5))
+    assert [h["name"] for h in answer["host_list"]] == ["h2"]

@@ -87,6 +87,9 @@ class Intake:
         self._seen(host, timestamp)
 
     def _seen(self, host, timestamp):
+        # A host reports when its data arrives: a point stamped ahead (a trace-stats bucket's end, up to
+        # 10 s after its flush) does not make it report in the future.
+        timestamp = min(timestamp, time.time())
         if host:
             entry = self.data["hosts"].setdefault(host, {"name": host, "host_tags": [], "meta": {},
                                                          "first_seen": timestamp, "apps": ["agent"]})
